@@ -1,0 +1,315 @@
+"""The one module that talks to OpenSearch.
+
+Everything else builds request bodies with pure functions and calls this module. Transport
+failures become :class:`ClusterUnavailable`; rejected requests become
+:class:`ClusterRequestError` (or :class:`NotFound`), with the server's reason in ``details``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opensearchpy import OpenSearch, helpers
+from opensearchpy import exceptions as os_exc
+
+from engine.errors import ClusterRequestError, ClusterUnavailable, NotFound
+from engine.settings import ClusterSettings, Settings
+
+logger = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+
+def cluster_url(settings: Settings) -> str:
+    """The configured cluster URL, or the local node's when none is configured."""
+    return settings.cluster.url or settings.local_node.url
+
+
+def _reason(exc: os_exc.TransportError) -> str:
+    info = exc.info if isinstance(exc.info, dict) else {}
+    err = info.get("error")
+    if isinstance(err, dict):
+        root = err.get("root_cause") or [err]
+        first = root[0] if isinstance(root, list) and root else err
+        if isinstance(first, dict):
+            return f"{first.get('type', 'error')}: {first.get('reason', '')}"
+    return str(exc.error)
+
+
+@contextmanager
+def _translate(what: str) -> Iterator[None]:
+    try:
+        yield
+    except os_exc.NotFoundError as exc:
+        raise NotFound(f"{what}: not found", reason=_reason(exc)) from exc
+    except (os_exc.ConnectionError, os_exc.ConnectionTimeout) as exc:
+        raise ClusterUnavailable(f"{what}: cluster unreachable ({exc.error})") from exc
+    except os_exc.TransportError as exc:
+        status = exc.status_code if isinstance(exc.status_code, int) else None
+        if status is not None and status >= 500 and status != 500:
+            raise ClusterUnavailable(
+                f"{what}: cluster error {status}", reason=_reason(exc)
+            ) from exc
+        raise ClusterRequestError(
+            f"{what}: rejected ({status}) {_reason(exc)}", status=status, reason=_reason(exc)
+        ) from exc
+
+
+class Backend:
+    """Thin, typed wrapper over opensearch-py with our error model."""
+
+    def __init__(self, client: OpenSearch, cluster: ClusterSettings) -> None:
+        self.client = client
+        self.cluster = cluster
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Backend:
+        c = settings.cluster
+        url = cluster_url(settings)
+        kwargs: dict[str, Any] = {
+            "hosts": [url],
+            "timeout": c.timeout_s,
+            "max_retries": c.max_retries,
+            "retry_on_timeout": True,
+            "http_compress": False,
+        }
+        if c.username is not None:
+            password = c.password.get_secret_value() if c.password else ""
+            kwargs["http_auth"] = (c.username, password)
+        if url.startswith("https"):
+            kwargs["use_ssl"] = True
+            kwargs["verify_certs"] = c.verify_certs
+            kwargs["ssl_show_warn"] = c.verify_certs
+            if c.ca_certs is not None:
+                kwargs["ca_certs"] = str(c.ca_certs)
+        return cls(OpenSearch(**kwargs), c)
+
+    # ------------------------------------------------------------------ cluster
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except os_exc.TransportError:
+            return False
+
+    def wait_for_health(self, timeout_s: float = 120.0, status: str = "yellow") -> JSON:
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                with _translate("cluster health"):
+                    # server-side wait in the URL: opensearch-py treats a "timeout" param
+                    # as its own request timeout
+                    health: JSON = self.client.transport.perform_request(
+                        "GET", f"/_cluster/health?wait_for_status={status}&timeout=5s"
+                    )
+                if not health.get("timed_out"):
+                    return health
+            except (ClusterUnavailable, ClusterRequestError) as exc:
+                last = exc
+            time.sleep(1.0)
+        raise ClusterUnavailable(f"cluster not {status} after {timeout_s:.0f}s ({last})")
+
+    def info(self) -> JSON:
+        with _translate("cluster info"):
+            return dict(self.client.info())
+
+    def plugins(self) -> set[str]:
+        with _translate("list plugins"):
+            rows = self.client.cat.plugins(format="json")
+        return {r["component"] for r in rows}
+
+    # ------------------------------------------------------------------ config objects
+    def get_index_template(self, name: str) -> JSON | None:
+        try:
+            with _translate(f"get index template {name}"):
+                res = self.client.indices.get_index_template(name=name)
+        except NotFound:
+            return None
+        items = res.get("index_templates", [])
+        return dict(items[0]["index_template"]) if items else None
+
+    def put_index_template(self, name: str, body: JSON) -> None:
+        with _translate(f"put index template {name}"):
+            self.client.indices.put_index_template(name=name, body=body)
+
+    def delete_index_template(self, name: str) -> None:
+        with _translate(f"delete index template {name}"):
+            self.client.indices.delete_index_template(name=name)
+
+    def get_search_pipeline(self, name: str) -> JSON | None:
+        try:
+            with _translate(f"get search pipeline {name}"):
+                res = self.client.transport.perform_request("GET", f"/_search/pipeline/{name}")
+        except NotFound:
+            return None
+        return dict(res[name]) if isinstance(res, dict) and name in res else None
+
+    def put_search_pipeline(self, name: str, body: JSON) -> None:
+        with _translate(f"put search pipeline {name}"):
+            self.client.transport.perform_request("PUT", f"/_search/pipeline/{name}", body=body)
+
+    def get_stored_script(self, script_id: str) -> JSON | None:
+        try:
+            with _translate(f"get stored script {script_id}"):
+                res = self.client.get_script(id=script_id)
+        except NotFound:
+            return None
+        if not res.get("found", True):
+            return None
+        return dict(res.get("script", {}))
+
+    def put_stored_script(self, script_id: str, body: JSON) -> None:
+        with _translate(f"put stored script {script_id}"):
+            self.client.put_script(id=script_id, body=body)
+
+    # ------------------------------------------------------------------ indices
+    def index_exists(self, index: str) -> bool:
+        with _translate(f"check index {index}"):
+            return bool(self.client.indices.exists(index=index))
+
+    def create_index(self, index: str, body: JSON | None = None) -> None:
+        with _translate(f"create index {index}"):
+            self.client.indices.create(index=index, body=body or {})
+
+    def ensure_index(self, index: str) -> bool:
+        """Create the index (templates give it its mappings) unless it exists; True if created."""
+        if self.index_exists(index):
+            return False
+        try:
+            self.create_index(index)
+        except ClusterRequestError as exc:
+            if "resource_already_exists" in str(exc.details.get("reason", "")):
+                return False
+            raise
+        return True
+
+    def delete_index(self, index: str) -> None:
+        with _translate(f"delete index {index}"):
+            self.client.indices.delete(index=index, ignore_unavailable=True)
+
+    def get_mapping(self, index: str) -> JSON:
+        with _translate(f"get mapping {index}"):
+            return dict(self.client.indices.get_mapping(index=index))
+
+    def get_settings(self, index: str) -> JSON:
+        with _translate(f"get settings {index}"):
+            return dict(self.client.indices.get_settings(index=index))
+
+    def refresh(self, index: str) -> None:
+        with _translate(f"refresh {index}"):
+            self.client.indices.refresh(index=index)
+
+    def count(self, index: str, query: JSON | None = None) -> int:
+        with _translate(f"count {index}"):
+            body = {"query": query} if query else None
+            return int(self.client.count(index=index, body=body)["count"])
+
+    # ------------------------------------------------------------------ documents
+    def get(self, index: str, doc_id: str, source_excludes: list[str] | None = None) -> JSON:
+        with _translate(f"get {index}/{doc_id}"):
+            res = self.client.get(index=index, id=doc_id, _source_excludes=source_excludes)
+        return dict(res["_source"])
+
+    def mget(
+        self, index: str, ids: list[str], source_excludes: list[str] | None = None
+    ) -> dict[str, JSON]:
+        if not ids:
+            return {}
+        with _translate(f"mget {index}"):
+            res = self.client.mget(index=index, body={"ids": ids}, _source_excludes=source_excludes)
+        return {d["_id"]: d["_source"] for d in res["docs"] if d.get("found")}
+
+    def index_doc(self, index: str, doc_id: str, doc: JSON, refresh: bool = False) -> None:
+        with _translate(f"index {index}/{doc_id}"):
+            self.client.index(index=index, id=doc_id, body=doc, refresh=refresh)
+
+    def iter_ids(self, index: str, fields: list[str] | None = None) -> Iterator[tuple[str, JSON]]:
+        """Scan every document (id, selected source fields)."""
+        with _translate(f"scan {index}"):
+            for hit in helpers.scan(
+                self.client,
+                index=index,
+                query={"query": {"match_all": {}}, "_source": fields or False},
+                size=1000,
+            ):
+                yield hit["_id"], hit.get("_source", {})
+
+    def bulk(
+        self,
+        actions: Iterable[Mapping[str, Any]],
+        *,
+        refresh: bool = False,
+        max_retries: int = 5,
+        initial_backoff_s: float = 1.0,
+    ) -> tuple[int, list[JSON]]:
+        """Send bulk actions; retry transport failures and 429s with backoff.
+
+        Returns (number succeeded, per-item errors). Raises ClusterUnavailable when the
+        cluster stays unreachable after ``max_retries``.
+        """
+        batch = list(actions)
+        if not batch:
+            return 0, []
+        attempt = 0
+        while True:
+            try:
+                ok, errors = helpers.bulk(
+                    self.client,
+                    batch,
+                    raise_on_error=False,
+                    raise_on_exception=True,
+                    refresh=refresh,
+                    max_retries=max_retries,
+                    initial_backoff=initial_backoff_s,
+                )
+                return int(ok), [dict(e) for e in errors]  # type: ignore[union-attr]
+            except (os_exc.ConnectionError, os_exc.ConnectionTimeout) as exc:
+                attempt += 1
+                if attempt > max_retries:
+                    raise ClusterUnavailable(
+                        f"bulk indexing: cluster unreachable after {max_retries} retries"
+                    ) from exc
+                delay = initial_backoff_s * 2 ** (attempt - 1)
+                logger.warning(
+                    "bulk: cluster unreachable (%s); retry %d in %.1fs", exc, attempt, delay
+                )
+                time.sleep(delay)
+            except os_exc.TransportError as exc:
+                raise ClusterRequestError(f"bulk rejected: {_reason(exc)}") from exc
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        index: str,
+        body: JSON,
+        *,
+        search_pipeline: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        p: dict[str, Any] = dict(params or {})
+        if search_pipeline:
+            p["search_pipeline"] = search_pipeline
+        with _translate(f"search {index}"):
+            return dict(self.client.search(index=index, body=body, params=p))
+
+    def search_template(
+        self, index: str, template_id: str, params: JSON, *, search_pipeline: str | None = None
+    ) -> JSON:
+        p = {"search_pipeline": search_pipeline} if search_pipeline else None
+        with _translate(f"search template {template_id}"):
+            return dict(
+                self.client.search_template(
+                    index=index, body={"id": template_id, "params": params}, params=p
+                )
+            )
+
+    def render_template(self, template_id: str, params: JSON) -> JSON:
+        with _translate(f"render template {template_id}"):
+            res = self.client.transport.perform_request(
+                "POST", "/_render/template", body={"id": template_id, "params": params}
+            )
+        return dict(res["template_output"])

@@ -1,0 +1,1 @@
+"""Provision and control a local OpenSearch node (used when no cluster URL is configured)."""

@@ -1,0 +1,496 @@
+"""A local single-node OpenSearch assembled from Maven Central and run as a non-root user.
+
+Layout under ``LocalNodeSettings.home`` (git-ignored)::
+
+    cache/                 downloaded artifacts + manifest.json (sha256 of each)
+    opensearch-<v>/        the installation (distribution + assembled modules + plugins)
+    opensearch-<v>/installed.json   what was installed (reused by the next ``up``)
+    data/ logs/            node data and logs
+    node.pid               pid of the running node
+
+Everything downloads through ``mvn`` so that the machine's configured repository (and its
+mirrors and credentials) is used; no host names appear here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.cluster.artifacts import Artifact, ModuleSpec, NodeBill, bill_for
+from engine.errors import ProvisionError
+from engine.settings import LocalNodeSettings
+
+logger = logging.getLogger(__name__)
+
+_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    running: bool
+    pid: int | None
+    url: str
+    version: str | None = None
+    plugins: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    health: str | None = None
+
+
+class LocalNode:
+    """Provision, start, stop and inspect the local node."""
+
+    def __init__(self, settings: LocalNodeSettings) -> None:
+        self.s = settings
+        self.bill: NodeBill = bill_for(settings.version, settings.plugin_version)
+        self.home = settings.home.resolve()
+        self.cache = self.home / "cache"
+        self.install_dir = self.home / f"opensearch-{settings.version}"
+        self.data_dir = self.home / "data"
+        self.logs_dir = self.home / "logs"
+        self.pid_file = self.home / "node.pid"
+
+    # ------------------------------------------------------------------ download
+    def _mvn(self) -> str:
+        mvn = shutil.which(self.s.mvn)
+        if mvn is None:
+            raise ProvisionError(
+                f"'{self.s.mvn}' (Apache Maven) not found on PATH; install it (apt-get install maven)"
+                " or set OUTFIT_CLUSTER__URL to use an existing cluster",
+            )
+        return mvn
+
+    def java_home(self) -> Path:
+        if self.s.java_home is not None:
+            jh = self.s.java_home
+        else:
+            java = shutil.which("java")
+            if java is None:
+                raise ProvisionError(
+                    "no Java found: install a JDK 17+ or set OUTFIT_LOCAL_NODE__JAVA_HOME",
+                )
+            jh = Path(java).resolve().parent.parent
+        if not (jh / "bin" / "java").exists():
+            raise ProvisionError(
+                f"{jh}/bin/java does not exist; check OUTFIT_LOCAL_NODE__JAVA_HOME"
+            )
+        return jh
+
+    def fetch(self, artifact: Artifact) -> Path:
+        """Download one artifact with mvn (strict checksums) into the cache; return its path."""
+        self.cache.mkdir(parents=True, exist_ok=True)
+        target = self.cache / artifact.filename
+        manifest = self._manifest()
+        if target.exists() and manifest.get(artifact.filename) == _sha256(target):
+            return target
+        logger.info("downloading %s", artifact.coordinate)
+        cmd = [
+            self._mvn(),
+            "-B",
+            "-q",
+            "-C",  # fail on checksum mismatch
+            f"{_DEPENDENCY_PLUGIN}:copy",
+            f"-Dartifact={artifact.coordinate}",
+            f"-DoutputDirectory={self.cache}",
+            "-Dmdep.overWriteReleases=true",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not target.exists():
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise ProvisionError(
+                f"download of {artifact.coordinate} failed (mvn exit {proc.returncode})",
+                output=tail,
+            )
+        if artifact.packaging in ("zip", "jar"):
+            _verify_zip(target)
+        manifest[artifact.filename] = _sha256(target)
+        self._write_manifest(manifest)
+        return target
+
+    def _manifest(self) -> dict[str, str]:
+        path = self.cache / "manifest.json"
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+                return {str(k): str(v) for k, v in data.items()}
+            except (json.JSONDecodeError, AttributeError):
+                return {}
+        return {}
+
+    def _write_manifest(self, manifest: dict[str, str]) -> None:
+        (self.cache / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+    # ------------------------------------------------------------------ install
+    def _install_marker(self) -> dict[str, object]:
+        return {
+            "version": self.bill.version,
+            "modules": sorted(m.name for m in self.bill.modules),
+            "plugins": sorted(p.filename for p in self.bill.plugins),
+        }
+
+    def is_installed(self) -> bool:
+        marker = self.install_dir / "installed.json"
+        if not marker.exists():
+            return False
+        try:
+            return bool(json.loads(marker.read_text()) == self._install_marker())
+        except json.JSONDecodeError:
+            return False
+
+    def install(self) -> None:
+        """Download (cached) and assemble the node; a no-op when already installed."""
+        if self.is_installed():
+            logger.info(
+                "OpenSearch %s already installed at %s", self.bill.version, self.install_dir
+            )
+            return
+        t0 = time.monotonic()
+        files = {a: self.fetch(a) for a in self.bill.all_artifacts()}
+        if self.install_dir.exists():
+            shutil.rmtree(self.install_dir)
+        staging = self.home / "staging"
+        if staging.exists():
+            shutil.rmtree(staging)
+        with zipfile.ZipFile(files[self.bill.distribution]) as zf:
+            zf.extractall(staging)
+        extracted = staging / f"opensearch-{self.bill.version}"
+        if not extracted.is_dir():
+            raise ProvisionError(
+                f"unexpected distribution layout in {files[self.bill.distribution]}"
+            )
+        extracted.rename(self.install_dir)
+        shutil.rmtree(staging)
+        for p in (self.install_dir / "bin").iterdir():
+            p.chmod(0o755)
+        for module in self.bill.modules:
+            self._assemble_module(module, files)
+        for plugin in self.bill.plugins:
+            self._install_plugin(files[plugin])
+        (self.install_dir / "installed.json").write_text(
+            json.dumps(self._install_marker(), indent=2)
+        )
+        logger.info("installed OpenSearch %s in %.1fs", self.bill.version, time.monotonic() - t0)
+
+    def _assemble_module(self, module: ModuleSpec, files: dict[Artifact, Path]) -> None:
+        mdir = self.install_dir / "modules" / module.name
+        mdir.mkdir(parents=True, exist_ok=True)
+        for jar in module.jars:
+            shutil.copy2(files[jar], mdir / jar.filename)
+        descriptor = {
+            "description": module.description,
+            "version": self.bill.version,
+            "name": module.name,
+            "classname": module.classname,
+            "java.version": "11",
+            "opensearch.version": self.bill.version,
+            "custom.foldername": "",
+            "extended.plugins": ",".join(module.extended_plugins),
+            "has.native.controller": "false",
+        }
+        (mdir / "plugin-descriptor.properties").write_text(
+            "".join(f"{k}={v}\n" for k, v in descriptor.items())
+        )
+        if module.security_policy:
+            (mdir / "plugin-security.policy").write_text(module.security_policy)
+
+    def _install_plugin(self, zip_path: Path) -> None:
+        cmd = [
+            str(self.install_dir / "bin" / "opensearch-plugin"),
+            "install",
+            "--batch",
+            zip_path.resolve().as_uri(),
+        ]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=self._env(), check=False, timeout=300
+        )
+        if proc.returncode != 0:
+            raise ProvisionError(
+                f"installing plugin {zip_path.name} failed",
+                output="\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]),
+            )
+
+    # ------------------------------------------------------------------ run
+    def _env(self) -> dict[str, str]:
+        # A subprocess environment built from settings, not from the caller's environment.
+        return {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "OPENSEARCH_JAVA_HOME": str(self.java_home()),
+            "OPENSEARCH_PATH_CONF": str(self.install_dir / "config"),
+            "OPENSEARCH_JAVA_OPTS": f"-Xms{self.s.heap} -Xmx{self.s.heap}",
+            "LANG": "C.UTF-8",
+        }
+
+    def _write_config(self) -> None:
+        conf = {
+            "cluster.name": "outfit-local",
+            "node.name": "outfit-local-1",
+            "path.data": str(self.data_dir),
+            "path.logs": str(self.logs_dir),
+            "network.host": "127.0.0.1",
+            "http.port": str(self.s.port),
+            "transport.port": str(self.s.transport_port),
+            "discovery.type": "single-node",
+            "cluster.routing.allocation.disk.threshold_enabled": "false",
+            "action.auto_create_index": "true",
+        }
+        (self.install_dir / "config" / "opensearch.yml").write_text(
+            "".join(f'{k}: "{v}"\n' for k, v in conf.items())
+        )
+
+    def _run_user(self) -> pwd.struct_passwd | None:
+        """The user the node runs as: a dedicated system user when we are root, else ourselves."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwnam(self.s.user)
+        except KeyError:
+            logger.info("creating system user %s", self.s.user)
+            proc = subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    self.s.user,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise ProvisionError(
+                    f"could not create user {self.s.user!r}: {proc.stderr.strip()}"
+                ) from None
+            return pwd.getpwnam(self.s.user)
+
+    def _check_traversable(self, user: pwd.struct_passwd) -> None:
+        for parent in [self.home, *self.home.parents]:
+            mode = parent.stat().st_mode
+            if parent.stat().st_uid != user.pw_uid and not mode & 0o001:
+                raise ProvisionError(
+                    f"{parent} is not traversable by user {user.pw_name!r}; "
+                    "put the node home elsewhere with OUTFIT_LOCAL_NODE__HOME",
+                )
+
+    def read_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def up(self) -> NodeStatus:
+        """Install if needed and start the node; reuse a running one. Blocks until healthy."""
+        pid = self.read_pid()
+        if pid is not None:
+            logger.info("node already running (pid %d)", pid)
+            self.wait_healthy()
+            return self.status()
+        if _port_open(self.s.port):
+            raise ProvisionError(
+                f"port {self.s.port} is taken by another process (not our node); stop it, set "
+                "OUTFIT_LOCAL_NODE__PORT, or point OUTFIT_CLUSTER__URL at that cluster",
+                port=self.s.port,
+            )
+        self.install()
+        self._write_config()
+        for d in (self.data_dir, self.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        user = self._run_user()
+        if user is not None:
+            self._check_traversable(user)
+            for path in (self.install_dir, self.data_dir, self.logs_dir):
+                _chown_tree(path, user.pw_uid, user.pw_gid)
+        self.pid_file.unlink(missing_ok=True)
+        # -p writes the pid file; it must be writable by the node's user.
+        pid_dir = self.logs_dir
+        node_pid = pid_dir / "opensearch.pid"
+        node_pid.unlink(missing_ok=True)
+        cmd = [str(self.install_dir / "bin" / "opensearch"), "-d", "-p", str(node_pid)]
+        t0 = time.monotonic()
+        stdout = (self.logs_dir / "launcher.log").open("ab")
+        try:
+            proc = subprocess.run(
+                cmd,
+                env=self._env(),
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                user=user.pw_uid if user else None,
+                group=user.pw_gid if user else None,
+                start_new_session=True,
+                check=False,
+                timeout=self.s.start_timeout_s,
+            )
+        finally:
+            stdout.close()
+        if proc.returncode != 0:
+            raise ProvisionError(
+                f"OpenSearch failed to start (exit {proc.returncode})", log_tail=self.log_tail()
+            )
+        pid = self._wait_pid_file(node_pid)
+        self.pid_file.write_text(str(pid))
+        self.wait_healthy()
+        logger.info("node up (pid %d) in %.1fs at %s", pid, time.monotonic() - t0, self.s.url)
+        return self.status()
+
+    def _wait_pid_file(self, node_pid: Path, timeout_s: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                return int(node_pid.read_text().strip())
+            except (FileNotFoundError, ValueError):
+                time.sleep(0.5)
+        raise ProvisionError(
+            "OpenSearch exited during start-up (no pid file)", log_tail=self.log_tail()
+        )
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.s.start_timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            if self.read_pid() is None:
+                raise ProvisionError("OpenSearch exited during start-up", log_tail=self.log_tail())
+            try:
+                health = _get_json(f"{self.s.url}/_cluster/health")
+                if health.get("status") in ("green", "yellow"):
+                    return
+                last = str(health.get("status"))
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(1.0)
+        raise ProvisionError(
+            f"OpenSearch not healthy after {self.s.start_timeout_s:.0f}s ({last})",
+            log_tail=self.log_tail(),
+        )
+
+    def down(self, timeout_s: float = 60.0) -> bool:
+        """Stop the node; returns False when none was running. Leaves no process behind."""
+        pid = self.read_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                break
+            time.sleep(0.5)
+        else:
+            logger.warning("node did not stop in %.0fs; killing", timeout_s)
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.2)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def status(self) -> NodeStatus:
+        pid = self.read_pid()
+        if pid is None:
+            return NodeStatus(running=False, pid=None, url=self.s.url)
+        try:
+            root = _get_json(self.s.url)
+            health = _get_json(f"{self.s.url}/_cluster/health")
+            plugins = _get_json(f"{self.s.url}/_cat/plugins?format=json")
+            nodes = _get_json(f"{self.s.url}/_nodes/plugins")
+        except OSError:
+            return NodeStatus(running=True, pid=pid, url=self.s.url, health="unreachable")
+        modules: list[str] = []
+        for node in nodes.get("nodes", {}).values():
+            modules = sorted(m["name"] for m in node.get("modules", []))
+        return NodeStatus(
+            running=True,
+            pid=pid,
+            url=self.s.url,
+            version=root.get("version", {}).get("number"),
+            plugins=tuple(sorted({p["component"] for p in plugins}))
+            if isinstance(plugins, list)
+            else (),
+            modules=tuple(modules),
+            health=health.get("status"),
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        candidates = [self.logs_dir / "outfit-local.log", self.logs_dir / "launcher.log"]
+        for path in candidates:
+            if path.exists():
+                try:
+                    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                except OSError:
+                    continue
+        return "(no log yet)"
+
+
+# ---------------------------------------------------------------------- helpers
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify_zip(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except zipfile.BadZipFile as exc:
+        path.unlink(missing_ok=True)
+        raise ProvisionError(f"downloaded {path.name} is not a valid archive: {exc}") from exc
+    if bad is not None:
+        path.unlink(missing_ok=True)
+        raise ProvisionError(f"downloaded {path.name} is corrupt (bad member {bad})")
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _get_json(url: str) -> dict:  # type: ignore[type-arg]
+    """Plain HTTP GET against the local, security-less node (no client dependency needed)."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+        data = json.loads(resp.read().decode())
+    return data  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Our cluster configuration (plugin_config/) and its idempotent installer."""

@@ -1,0 +1,56 @@
+"""Domain errors. The API maps each to an HTTP status in one table (engine.api.errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EngineError(Exception):
+    """Base class: a machine-readable ``code``, a human ``message`` and ``details``."""
+
+    code = "engine_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(EngineError):
+    code = "config_error"
+
+
+class ProvisionError(EngineError):
+    code = "provision_error"
+
+
+class ClusterUnavailable(EngineError):
+    code = "cluster_unavailable"
+
+
+class ClusterRequestError(EngineError):
+    code = "cluster_request_error"
+
+
+class NotFound(EngineError):
+    code = "not_found"
+
+
+class InvalidInput(EngineError):
+    code = "invalid_input"
+
+
+class InvalidImage(InvalidInput):
+    code = "invalid_image"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
+class Unauthorized(EngineError):
+    code = "unauthorized"
+
+
+class ModelUnavailable(EngineError):
+    code = "model_unavailable"

@@ -1,0 +1,102 @@
+"""One typed settings object, built at entry points and passed down.
+
+Library code never reads ``os.environ``: entry points call :func:`load_settings`
+(environment variables prefixed ``OUTFIT_``, or a ``.env``-style file) and hand the
+result to whatever they construct.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "fashion-product-images"
+SAMPLE_DIR = PROJECT_ROOT / "sample"
+
+
+class ClusterSettings(BaseModel):
+    """How to reach OpenSearch. ``url=None`` means: provision and use the local node."""
+
+    url: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    verify_certs: bool = True
+    ca_certs: Path | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    index_prefix: str = Field(default="outfit", pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+
+    @property
+    def products_index(self) -> str:
+        return f"{self.index_prefix}-products"
+
+    @property
+    def looks_index(self) -> str:
+        return f"{self.index_prefix}-looks"
+
+    @property
+    def hybrid_pipeline(self) -> str:
+        return f"{self.index_prefix}-hybrid"
+
+
+class LocalNodeSettings(BaseModel):
+    """The node our provisioner runs when no cluster URL is configured."""
+
+    version: str = "2.19.1"
+    plugin_version: str = "2.19.1.0"
+    home: Path = PROJECT_ROOT / ".local-opensearch"
+    port: int = Field(default=9200, ge=1024, le=65535)
+    transport_port: int = Field(default=9300, ge=1024, le=65535)
+    heap: str = Field(default="1g", pattern=r"^\d+[mg]$")
+    java_home: Path | None = None
+    user: str = "opensearch"
+    start_timeout_s: float = 180.0
+    mvn: str = "mvn"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class ModelSettings(BaseModel):
+    """Where encoders and trained heads live; ``device='auto'`` picks CUDA when present."""
+
+    device: str = "auto"
+    joint_checkpoint: Path | None = None  # default: the heads shipped in the package
+    clip_checkpoint: Path | None = None  # a local Hugging Face CLIP-style directory
+    batch_size: int = Field(default=32, ge=1)
+    num_threads: int | None = None
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    admin_api_key: SecretStr | None = None
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OUTFIT_",
+        env_nested_delimiter="__",
+        env_file=None,
+        extra="ignore",
+    )
+
+    cluster: ClusterSettings = ClusterSettings()
+    local_node: LocalNodeSettings = LocalNodeSettings()
+    models: ModelSettings = ModelSettings()
+    api: ApiSettings = ApiSettings()
+    shared_data: Path = DEFAULT_SHARED_DATA
+    sample_dir: Path = SAMPLE_DIR
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Build settings from the environment (``OUTFIT_CLUSTER__URL`` ...) and an optional file."""
+    if env_file is not None:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    return Settings()

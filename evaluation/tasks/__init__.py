@@ -1,0 +1,1 @@
+"""Evaluation tasks: each module exposes ``run(ctx) -> TaskResult``."""
