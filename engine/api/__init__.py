@@ -1,0 +1,1 @@
+"""FastAPI service: app factory, one router per feature."""
