@@ -28,7 +28,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.cluster.artifacts import Artifact, ModuleSpec, NodeBill, bill_for
+from engine.cluster.artifacts import SHA256, Artifact, ModuleSpec, NodeBill, bill_for
 from engine.errors import ProvisionError
 from engine.settings import LocalNodeSettings
 
@@ -87,36 +87,56 @@ class LocalNode:
             )
         return jh
 
-    def fetch(self, artifact: Artifact) -> Path:
-        """Download one artifact with mvn (strict checksums) into the cache; return its path."""
+    def fetch_all(self, artifacts: list[Artifact]) -> dict[Artifact, Path]:
+        """Download missing artifacts in one ``mvn`` run into the cache; verify pinned sha256.
+
+        A generated POM lists them as non-transitive dependencies, so Maven's configured
+        repositories, mirrors and credentials apply. Cached files are re-verified by sha256.
+        """
         self.cache.mkdir(parents=True, exist_ok=True)
-        target = self.cache / artifact.filename
         manifest = self._manifest()
-        if target.exists() and manifest.get(artifact.filename) == _sha256(target):
-            return target
-        logger.info("downloading %s", artifact.coordinate)
-        cmd = [
-            self._mvn(),
-            "-B",
-            "-q",
-            "-C",  # fail on checksum mismatch
-            f"{_DEPENDENCY_PLUGIN}:copy",
-            f"-Dartifact={artifact.coordinate}",
-            f"-DoutputDirectory={self.cache}",
-            "-Dmdep.overWriteReleases=true",
+        missing = [
+            a
+            for a in artifacts
+            if not (self.cache / a.filename).exists()
+            or manifest.get(a.filename) != _sha256(self.cache / a.filename)
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0 or not target.exists():
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-            raise ProvisionError(
-                f"download of {artifact.coordinate} failed (mvn exit {proc.returncode})",
-                output=tail,
-            )
-        if artifact.packaging in ("zip", "jar"):
-            _verify_zip(target)
-        manifest[artifact.filename] = _sha256(target)
-        self._write_manifest(manifest)
-        return target
+        if missing:
+            logger.info("downloading %d artifact(s) with mvn", len(missing))
+            pom = self.cache / "download-pom.xml"
+            pom.write_text(_download_pom(missing))
+            cmd = [
+                self._mvn(),
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
+                f"-DoutputDirectory={self.cache}",
+                "-DexcludeTransitive=true",
+                "-Dmdep.overWriteReleases=true",
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            absent = [a.coordinate for a in missing if not (self.cache / a.filename).exists()]
+            if proc.returncode != 0 or absent:
+                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+                raise ProvisionError(
+                    f"download failed (mvn exit {proc.returncode}); missing: {', '.join(absent)}",
+                    output=tail,
+                )
+            for a in missing:
+                target = self.cache / a.filename
+                digest = _sha256(target)
+                pinned = SHA256.get(a.filename)
+                if pinned is not None and digest != pinned:
+                    target.unlink()
+                    raise ProvisionError(
+                        f"{a.filename}: sha256 {digest} does not match the pinned {pinned}"
+                    )
+                _verify_zip(target)
+                manifest[a.filename] = digest
+            self._write_manifest(manifest)
+        return {a: self.cache / a.filename for a in artifacts}
 
     def _manifest(self) -> dict[str, str]:
         path = self.cache / "manifest.json"
@@ -156,7 +176,7 @@ class LocalNode:
             )
             return
         t0 = time.monotonic()
-        files = {a: self.fetch(a) for a in self.bill.all_artifacts()}
+        files = self.fetch_all(self.bill.all_artifacts())
         if self.install_dir.exists():
             shutil.rmtree(self.install_dir)
         staging = self.home / "staging"
@@ -398,6 +418,10 @@ class LocalNode:
             os.kill(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.2)
+        # the exited JVM lingers as a zombie until init reaps it: wait for that too
+        reap_deadline = time.monotonic() + 10.0
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < reap_deadline:
+            time.sleep(0.2)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -445,6 +469,24 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _download_pom(artifacts: list[Artifact]) -> str:
+    deps = "".join(
+        "<dependency>"
+        f"<groupId>{a.group}</groupId><artifactId>{a.artifact}</artifactId>"
+        f"<version>{a.version}</version><type>{a.packaging}</type>"
+        "<exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion>"
+        "</exclusions></dependency>"
+        for a in artifacts
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        "<groupId>local.outfit</groupId><artifactId>opensearch-node-download</artifactId>"
+        "<version>1</version><packaging>pom</packaging>"
+        f"<dependencies>{deps}</dependencies></project>"
+    )
 
 
 def _verify_zip(path: Path) -> None:
