@@ -313,3 +313,63 @@ class Backend:
                 "POST", "/_render/template", body={"id": template_id, "params": params}
             )
         return dict(res["template_output"])
+
+    # ------------------------------------------------------------------ search (appended: search)
+    def msearch(self, index: str, bodies: list[JSON]) -> list[JSON]:
+        """Several searches in one round trip; a failed one raises ClusterRequestError.
+
+        ``_msearch`` takes no ``search_pipeline`` (OpenSearch 2.19): the index's default
+        pipeline applies, which leaves non-hybrid queries unchanged."""
+        if not bodies:
+            return []
+        lines: list[JSON] = []
+        for body in bodies:
+            lines.append({"index": index})
+            lines.append(body)
+        with _translate(f"msearch {index}"):
+            res = self.client.msearch(body=lines)
+        out: list[JSON] = []
+        for item in res.get("responses", []):
+            if "error" in item:
+                err = item["error"]
+                reason = err.get("reason", str(err)) if isinstance(err, dict) else str(err)
+                raise ClusterRequestError(
+                    f"msearch {index}: rejected {reason}", status=item.get("status"), reason=reason
+                )
+            out.append(dict(item))
+        return out
+
+    def get_source(self, index: str, doc_id: str, includes: list[str]) -> JSON:
+        """Selected source fields of one document (NotFound when it does not exist)."""
+        with _translate(f"get {index}/{doc_id}"):
+            res = self.client.get(index=index, id=doc_id, _source_includes=includes)
+        return dict(res.get("_source") or {})
+
+    # ------------------------------------------------------------------ tuning / LTR (issue 8)
+    def delete_search_pipeline(self, name: str) -> None:
+        with _translate(f"delete search pipeline {name}"):
+            self.client.transport.perform_request("DELETE", f"/_search/pipeline/{name}")
+
+    def create_doc(self, index: str, doc_id: str, doc: JSON, refresh: bool = True) -> None:
+        """Index ``doc`` only if ``doc_id`` does not exist (409 -> ClusterRequestError)."""
+        with _translate(f"create {index}/{doc_id}"):
+            self.client.create(index=index, id=doc_id, body=doc, refresh=refresh)
+
+    def delete_doc(self, index: str, doc_id: str, refresh: bool = True) -> None:
+        with _translate(f"delete {index}/{doc_id}"):
+            self.client.delete(index=index, id=doc_id, refresh=refresh)
+
+    def ltr_request(
+        self, method: str, path: str, body: JSON | None = None, *, ok_if_exists: bool = False
+    ) -> JSON:
+        """A request to the Learning-to-Rank plugin's ``/_ltr`` API (only when it is installed)."""
+        if not path.startswith("/_ltr"):
+            raise ValueError("ltr_request only sends /_ltr requests")
+        try:
+            with _translate(f"LTR {method} {path}"):
+                res = self.client.transport.perform_request(method, path, body=body)
+        except ClusterRequestError as exc:
+            if ok_if_exists and "already" in str(exc.details.get("reason", "")).lower():
+                return {}
+            raise
+        return dict(res) if isinstance(res, dict) else {}

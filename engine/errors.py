@@ -54,3 +54,27 @@ class Unauthorized(EngineError):
 
 class ModelUnavailable(EngineError):
     code = "model_unavailable"
+
+
+class ImageFetchError(InvalidImage):
+    """An image could not be fetched (missing file, HTTP error, wrong content type, too big)."""
+
+    code = "image_fetch_failed"
+
+
+class IngestAborted(EngineError):
+    """An ingest run stopped early (e.g. the cluster went away); its checkpoint is intact."""
+
+    code = "ingest_aborted"
+
+
+class Conflict(EngineError):
+    """A concurrent change won (e.g. two writers creating the same tuning version)."""
+
+    code = "conflict"
+
+
+class AdminDisabled(EngineError):
+    """The admin API is off because no admin API key is configured."""
+
+    code = "admin_disabled"

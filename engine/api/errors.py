@@ -21,6 +21,8 @@ STATUS_TABLE: tuple[tuple[type[e.EngineError], int], ...] = (
     (e.InvalidInput, 422),
     (e.NotFound, 404),
     (e.Unauthorized, 401),
+    (e.Conflict, 409),
+    (e.AdminDisabled, 503),
     (e.ModelUnavailable, 503),
     (e.ClusterUnavailable, 503),
     (e.ClusterRequestError, 502),

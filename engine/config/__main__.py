@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = sub.add_parser("apply", help="apply plugin_config/ to the cluster")
     ap.add_argument("--dry-run", action="store_true", help="show what would change")
     ap.add_argument(
+        "--reset-weights",
+        action="store_true",
+        help="reset tuned hybrid weights to the configured ones (default: keep tuned weights)",
+    )
+    ap.add_argument(
         "--replicas",
         type=int,
         default=None,
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         backend = Backend.from_settings(settings)
         backend.wait_for_health(timeout_s=30)
         objects = desired_objects(settings.cluster.index_prefix, replicas)
-        changes = apply(backend, objects, dry_run=args.dry_run)
+        changes = apply(backend, objects, dry_run=args.dry_run, reset_weights=args.reset_weights)
     except EngineError as exc:
         print(f"error: {exc.message} {exc.details or ''}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from engine.backend import Backend
 from engine.config.desired import ConfigObject
+from engine.tuning.weights import is_tuned, preserve_tuned_weights
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +57,23 @@ def _current_digest(backend: Backend, obj: ConfigObject) -> tuple[bool, str | No
     return True, obj.digest if same else None
 
 
-def apply(backend: Backend, objects: list[ConfigObject], dry_run: bool = False) -> list[Change]:
+def apply(
+    backend: Backend,
+    objects: list[ConfigObject],
+    dry_run: bool = False,
+    reset_weights: bool = False,
+) -> list[Change]:
+    """Install what differs. A search pipeline whose hybrid weights were tuned (engine.tuning)
+    keeps its weights when updated, unless ``reset_weights`` (which also resets an unchanged
+    tuned pipeline to the configured weights)."""
     changes: list[Change] = []
     for obj in objects:
         exists, digest = _current_digest(backend, obj)
-        if exists and digest == obj.digest:
+        tuned = None
+        if obj.kind == "search_pipeline" and exists:
+            current = backend.get_search_pipeline(obj.name)
+            tuned = current if is_tuned(current) else None
+        if exists and digest == obj.digest and not (reset_weights and tuned is not None):
             changes.append(Change(obj.kind, obj.name, "unchanged"))
             continue
         action: Action = "updated" if exists else "created"
@@ -68,6 +81,9 @@ def apply(backend: Backend, objects: list[ConfigObject], dry_run: bool = False) 
         if dry_run:
             continue
         body = _stamped(obj)
+        if tuned is not None and not reset_weights:
+            body = preserve_tuned_weights(tuned, body)
+            logger.info("%s: keeping the tuned hybrid weights (--reset-weights to reset)", obj.name)
         if obj.kind == "index_template":
             backend.put_index_template(obj.name, body)
         elif obj.kind == "search_pipeline":
