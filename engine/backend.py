@@ -373,3 +373,13 @@ class Backend:
                 return {}
             raise
         return dict(res) if isinstance(res, dict) else {}
+
+    # ------------------------------------------------------------------ stats (ingest)
+    def nodes_cpu_millis(self) -> int:
+        """Total CPU time (ms) the cluster's node processes have used (``_nodes/stats/process``)."""
+        with _translate("nodes stats"):
+            res = self.client.nodes.stats(metric="process")
+        return sum(
+            int(node.get("process", {}).get("cpu", {}).get("total_in_millis", 0))
+            for node in res.get("nodes", {}).values()
+        )

@@ -1,0 +1,97 @@
+"""``python -m engine demo | serve`` — the main job.
+
+``demo``: provision the local OpenSearch node when no cluster URL is configured, install our
+configuration, ingest the bundled sample catalog (and its looks), then serve the API.
+``serve``: only serve the API against the configured cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from engine.backend import Backend
+from engine.config.desired import desired_objects
+from engine.config.installer import apply
+from engine.errors import EngineError
+from engine.settings import Settings, load_settings
+
+logger = logging.getLogger("engine.demo")
+
+
+def prepare(settings: Settings, *, catalog: Path, images: Path, looks: Path | None) -> None:
+    """Node up (if local), config applied, sample products and looks ingested."""
+    if not settings.cluster.url:
+        from engine.cluster.local import LocalNode
+
+        status = LocalNode(settings.local_node).up()
+        logger.info("local OpenSearch %s at %s (%s)", status.version, status.url, status.health)
+    backend = Backend.from_settings(settings)
+    backend.wait_for_health(timeout_s=120)
+    changes = apply(
+        backend,
+        desired_objects(
+            settings.cluster.index_prefix, replicas=0 if not settings.cluster.url else 1
+        ),
+    )
+    logger.info(
+        "configuration: %s",
+        ", ".join(f"{c.name} {c.action}" for c in changes),
+    )
+    from ingest.pipeline import ingest_products
+
+    report = ingest_products(settings, catalog, images_dir=images, backend=backend)
+    logger.info(
+        "products: %s", report.summary_line() if hasattr(report, "summary_line") else report
+    )
+    if looks is not None and looks.exists():
+        from ingest.looks import ingest_looks
+
+        looks_report = ingest_looks(settings, looks, backend=backend)
+        logger.info("looks: %s", looks_report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="node up + config + ingest the sample + serve")
+    demo.add_argument("--catalog", type=Path, default=None, help="default: sample/catalog.jsonl")
+    demo.add_argument("--images", type=Path, default=None, help="default: sample/images")
+    demo.add_argument("--looks", type=Path, default=None, help="default: sample/looks.jsonl")
+    demo.add_argument("--no-serve", action="store_true", help="prepare only, do not serve")
+    sub.add_parser("serve", help="serve the API")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("opensearch").setLevel(logging.WARNING)
+    settings = load_settings()
+    try:
+        if args.command == "demo":
+            sample = settings.sample_dir
+            prepare(
+                settings,
+                catalog=args.catalog or sample / "catalog.jsonl",
+                images=args.images or sample / "images",
+                looks=args.looks or sample / "looks.jsonl",
+            )
+            if args.no_serve:
+                return 0
+    except EngineError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        for key, value in exc.details.items():
+            print(f"--- {key} ---\n{value}", file=sys.stderr)
+        return 1
+    import uvicorn
+
+    from engine.api.app import create_app
+
+    logger.info("serving on http://%s:%d/docs", settings.api.host, settings.api.port)
+    uvicorn.run(create_app(settings), host=settings.api.host, port=settings.api.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Complete-the-look endpoints: ``POST /complete-the-look`` and ``GET /looks/{look_id}``.
+
+``POST /complete-the-look`` takes JSON (``item_id`` of a catalog product, or ``base64`` of a
+photo) or ``multipart/form-data`` with a ``file`` (or ``image``) part holding the photo; other
+options as form fields (``slots`` repeated or comma-separated, ``filters`` and
+``size_per_slot`` as JSON object strings). The answer lists complementary items per slot, each
+with a score and a reason (the look it came from, and/or the compatibility model's score).
+Unknown ids -> 404; a slot without candidates -> an empty list. All errors share the body
+``{code, message, details}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from engine.api.deps import StateDep
+from engine.api.state import AppState
+from engine.errors import InvalidInput, ModelUnavailable, PayloadTooLarge
+from engine.looks.service import MAX_SIZE, CompleteRequest, LookFilters, LookService
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["complete the look"])
+
+FORM_OVERHEAD = 64 * 1024
+COMPAT_KEY = "compat"
+SERVICE_KEY = "looks_service"
+
+
+class FiltersModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gender: str | list[str] | None = Field(
+        default=None, description="gender(s) of the recommended items; default: implied by the item"
+    )
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
+    in_stock: bool | None = None
+    brand: str | list[str] | None = None
+
+    def to_filters(self) -> LookFilters:
+        def as_list(v: str | list[str] | None) -> list[str] | None:
+            if v is None:
+                return None
+            return [v] if isinstance(v, str) else list(v)
+
+        return LookFilters(
+            genders=as_list(self.gender),
+            min_price=self.min_price,
+            max_price=self.max_price,
+            in_stock=self.in_stock,
+            brands=as_list(self.brand),
+        )
+
+
+class CompleteOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slots: list[str] | None = Field(
+        default=None,
+        description="slots to fill (top, bottom, one-piece, outerwear, shoes, bag, accessory); "
+        "default: every slot that complements the query item",
+    )
+    size: int = Field(default=5, ge=1, le=MAX_SIZE, description="items per slot")
+    size_per_slot: dict[str, int] = Field(default_factory=dict)
+    filters: FiltersModel = Field(default_factory=FiltersModel)
+    query_slot: str | None = Field(
+        default=None, description="the slot of the query photo (default: predicted)"
+    )
+
+
+class CompleteBody(CompleteOptions):
+    item_id: str | None = Field(default=None, description="a catalog product id")
+    base64: str | None = Field(default=None, description="a photo, base64-encoded")
+
+    @model_validator(mode="after")
+    def _one_query(self) -> CompleteBody:
+        if (self.item_id is None) == (self.base64 is None):
+            raise ValueError("give exactly one of item_id or base64")
+        return self
+
+
+def _load_compat(state: AppState) -> Any:
+    """The compatibility model, or None when none is trained (looks-only answers)."""
+    try:
+        return state.get(COMPAT_KEY)
+    except KeyError:
+        pass
+    from engine.looks.compat import CompatModel
+
+    path = getattr(state.settings.models, "compat_checkpoint", None)
+    try:
+        model: Any = CompatModel.load(path, device="cpu")
+    except ModelUnavailable as exc:
+        logger.warning("complete-the-look without the compatibility model: %s", exc.message)
+        model = None
+    state.put(COMPAT_KEY, model)
+    return model
+
+
+def get_service(state: AppState) -> LookService:
+    """The service registered as ``looks_service`` (tests, custom indices), else one over the
+    configured products and looks indices."""
+    try:
+        svc: LookService = state.get(SERVICE_KEY)
+        return svc
+    except KeyError:
+        pass
+    settings = state.settings
+    svc = LookService(
+        state.backend,
+        products_index=settings.cluster.products_index,
+        looks_index=settings.cluster.looks_index,
+        model=_load_compat(state),
+        joint_loader=lambda: state.get("joint"),
+    )
+    state.put(SERVICE_KEY, svc)
+    return svc
+
+
+def _validate(model: type[BaseModel], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        for err in errors:
+            err["loc"] = ("body", *err.get("loc", ()))
+        raise RequestValidationError(errors) from None
+
+
+def _request(opts: CompleteOptions, **query: Any) -> CompleteRequest:
+    return CompleteRequest(
+        query_slot=opts.query_slot,
+        slots=opts.slots,
+        size=opts.size,
+        size_per_slot=dict(opts.size_per_slot),
+        filters=opts.filters.to_filters(),
+        **query,
+    )
+
+
+async def _multipart(request: Request, state: AppState) -> tuple[bytes, dict[str, Any]]:
+    api = state.settings.api
+    declared = request.headers.get("content-length")
+    limit = api.max_upload_bytes + FORM_OVERHEAD
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is too large: {declared} bytes > {limit} bytes")
+    try:
+        form = await request.form(max_files=2, max_fields=32)
+    except Exception as exc:  # noqa: BLE001 - malformed multipart is the client's error
+        raise InvalidInput(f"malformed multipart body: {exc}") from exc
+    try:
+        upload = form.get("file") or form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("multipart body needs a 'file' part with the photo")
+        data = await upload.read(api.max_upload_bytes + 1)
+        fields: dict[str, Any] = {}
+        for key in form:
+            if key in ("file", "image"):
+                continue
+            values = [v for v in form.getlist(key) if isinstance(v, str)]
+            if not values:
+                continue
+            if key == "slots":
+                fields[key] = [s.strip() for v in values for s in v.split(",") if s.strip()]
+            elif key in ("filters", "size_per_slot"):
+                try:
+                    fields[key] = json.loads(values[0]) if values[0].strip() else {}
+                except json.JSONDecodeError as exc:
+                    raise InvalidInput(f"'{key}' must be a JSON object: {exc}") from exc
+            else:
+                fields[key] = values[0]
+    finally:
+        await form.close()
+    if len(data) > api.max_upload_bytes:
+        raise PayloadTooLarge(f"image is too large: more than {api.max_upload_bytes} bytes")
+    return data, fields
+
+
+def _body_doc() -> dict[str, Any]:
+    form_props: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": "the query photo"},
+        "slots": {"type": "string", "description": "comma-separated slots"},
+        "size": {"type": "integer"},
+        "size_per_slot": {"type": "string", "description": "JSON object slot -> size"},
+        "filters": {"type": "string", "description": "JSON object of filters"},
+        "query_slot": {"type": "string"},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": CompleteBody.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": form_props}
+                },
+            },
+        }
+    }
+
+
+@router.post(
+    "/complete-the-look",
+    summary="Complementary items per slot for a catalog item or a photo",
+    openapi_extra=_body_doc(),
+    responses={
+        404: {"description": "unknown item id"},
+        413: {"description": "photo or body too large"},
+        422: {"description": "invalid request or image"},
+    },
+)
+async def complete_the_look(request: Request, state: StateDep) -> dict[str, Any]:
+    """Look-based candidates (looks holding the item or a similar one) merged with the type-aware
+    compatibility model's candidates (k-NN on a partner prototype, re-scored in the pair's
+    subspace), filtered, diversified per slot (MMR) and explained."""
+    from engine.search.inputs import image_from_base64, image_from_bytes
+
+    api = state.settings.api
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        data, fields = await _multipart(request, state)
+        opts = _validate(CompleteOptions, fields)
+
+        def run_upload() -> dict[str, Any]:
+            image = image_from_bytes(data, api)
+            return get_service(state).complete(_request(opts, image=image))
+
+        return await run_in_threadpool(run_upload)
+    raw = await request.body()
+    limit = 4 * ((api.max_upload_bytes + 2) // 3) + FORM_OVERHEAD
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is too large: {len(raw)} bytes > {limit} bytes")
+    if not raw.strip():
+        raise InvalidInput("request body is empty: send JSON or a multipart upload")
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
+    body: CompleteBody = _validate(CompleteBody, payload)
+
+    def run_json() -> dict[str, Any]:
+        if body.item_id is not None:
+            req = _request(body, item_id=body.item_id)
+        else:
+            assert body.base64 is not None
+            req = _request(body, image=image_from_base64(body.base64, api))
+        return get_service(state).complete(req)
+
+    return await run_in_threadpool(run_json)
+
+
+@router.get(
+    "/looks/{look_id}",
+    summary="A stored look with its items",
+    responses={404: {"description": "unknown look id"}},
+)
+def get_look(look_id: str, state: StateDep) -> dict[str, Any]:
+    return get_service(state).get_look(look_id)

@@ -1,0 +1,349 @@
+"""Search endpoints: ``POST /search/text``, ``POST /search/image``, ``POST /search/compose``.
+
+``/search/image`` and ``/search/compose`` take either JSON (``url``, ``base64`` or ``item_id``
+as the photo) or ``multipart/form-data`` with a ``file`` part (other options as form fields;
+``filters`` as a JSON object string, ``wanted`` / ``unwanted`` repeated or comma-separated).
+Too large a body or photo -> 413; not an image, empty, corrupt or an invalid field -> 422; all
+errors share the body ``{code, message, details}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from copy import deepcopy
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from PIL import Image
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from engine.api.deps import StateDep
+from engine.api.state import AppState
+from engine.errors import InvalidInput, PayloadTooLarge
+from engine.search.inputs import (
+    image_from_base64,
+    image_from_bytes,
+    image_from_url,
+    max_base64_chars,
+)
+from engine.search.schemas import (
+    ComposeOptions,
+    ComposeRequest,
+    ImageOptions,
+    ImageSearchRequest,
+    ImageSource,
+    SearchResponse,
+    TextSearchRequest,
+)
+from engine.search.service import SearchService
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/search", tags=["search"])
+
+SERVICE_KEY = "search_service"
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and form fields around the photo
+M = TypeVar("M", bound=BaseModel)
+
+
+def get_service(state: AppState) -> SearchService:
+    """One service per app (it caches query vectors and the pipeline weights)."""
+    try:
+        svc: SearchService = state.get(SERVICE_KEY)
+        return svc
+    except KeyError:
+        svc = SearchService.from_settings(
+            state.settings, state.backend, model=lambda: state.get("joint")
+        )
+        state.put(SERVICE_KEY, svc)
+        return svc
+
+
+# --------------------------------------------------------------------------- OpenAPI helpers
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its ``$defs`` inlined (usable inside ``openapi_extra``)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(deepcopy(defs[ref.split("/")[-1]]))
+            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    out: dict[str, Any] = walk(schema)
+    return out
+
+
+def _form_schema(options: type[BaseModel]) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": "the query photo"}
+    }
+    for name, prop in _inline(options.model_json_schema())["properties"].items():
+        if name == "filters":
+            props[name] = {"type": "string", "description": "hard filters as a JSON object"}
+        else:
+            props[name] = prop
+    return {"type": "object", "required": ["file"], "properties": props}
+
+
+def _body_doc(json_model: type[BaseModel], options: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _inline(json_model.model_json_schema())},
+                "multipart/form-data": {"schema": _form_schema(options)},
+            },
+        }
+    }
+
+
+# --------------------------------------------------------------------------- request parsing
+
+
+def _validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        for err in errors:
+            err["loc"] = ("body", *err.get("loc", ()))
+        raise RequestValidationError(errors) from None
+
+
+def _check_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"request body is too large: {declared} bytes > limit of {limit} bytes",
+            size=int(declared),
+            max_bytes=limit,
+        )
+
+
+def _is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    _check_length(request, limit)
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PayloadTooLarge(
+            f"request body is too large: {len(raw)} bytes > limit of {limit} bytes",
+            size=len(raw),
+            max_bytes=limit,
+        )
+    if not raw.strip():
+        raise InvalidInput("request body is empty: send JSON or a multipart upload")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
+
+
+async def _multipart(
+    request: Request, state: AppState, list_fields: tuple[str, ...] = ()
+) -> tuple[bytes, dict[str, Any]]:
+    """(photo bytes, option fields) of a multipart request."""
+    api = state.settings.api
+    _check_length(request, api.max_upload_bytes + FORM_OVERHEAD)
+    try:
+        form = await request.form(max_files=2, max_fields=64)
+    except Exception as exc:  # noqa: BLE001 - malformed multipart is the client's error
+        raise InvalidInput(f"malformed multipart body: {exc}") from exc
+    try:
+        upload = form.get("file") or form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("multipart body needs a 'file' part with the photo")
+        data = await upload.read(api.max_upload_bytes + 1)
+        fields: dict[str, Any] = {}
+        for key in form:
+            if key in ("file", "image"):
+                continue
+            values = [v for v in form.getlist(key) if isinstance(v, str)]
+            if not values:
+                continue
+            if key in list_fields:
+                fields[key] = [s for v in values for s in v.split(",") if s.strip()]
+            elif key == "filters":
+                try:
+                    fields[key] = json.loads(values[0]) if values[0].strip() else {}
+                except json.JSONDecodeError as exc:
+                    raise InvalidInput(f"'filters' must be a JSON object: {exc}") from exc
+            else:
+                fields[key] = values[0]
+    finally:
+        await form.close()
+    if len(data) > api.max_upload_bytes:
+        raise PayloadTooLarge(
+            f"image is too large: more than {api.max_upload_bytes} bytes",
+            max_bytes=api.max_upload_bytes,
+        )
+    return data, fields
+
+
+def _load_image(source: ImageSource, state: AppState) -> Image.Image | None:
+    """The photo of a JSON request (None when it names a catalog item)."""
+    api = state.settings.api
+    if source.base64 is not None:
+        return image_from_base64(source.base64, api)
+    if source.url is not None:
+        return image_from_url(source.url, api)
+    return None
+
+
+async def _run(fn: Callable[[], SearchResponse]) -> SearchResponse:
+    return await run_in_threadpool(fn)
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+@router.post(
+    "/text",
+    response_model=SearchResponse,
+    summary="Search products with words (hybrid BM25 + vector)",
+    responses={422: {"description": "invalid request"}, 503: {"description": "unavailable"}},
+)
+def search_text(req: TextSearchRequest, state: StateDep) -> SearchResponse:
+    """BM25 over title, type, colour, attributes, brand and description plus k-NN on the joint
+    text vector, combined by the installed hybrid pipeline (``weights`` overrides it for this
+    request). ``mode`` = ``bm25`` or ``vector`` runs one side alone."""
+    return get_service(state).text_search(
+        req.query,
+        req.filters.to_filters(),
+        size=req.size,
+        mode=req.mode,
+        weights=req.weights.as_tuple() if req.weights else None,
+        explain=req.explain,
+    )
+
+
+@router.post(
+    "/image",
+    response_model=SearchResponse,
+    summary="Search products with a photo (or a catalog item: more like this)",
+    openapi_extra=_body_doc(ImageSearchRequest, ImageOptions),
+    responses={
+        413: {"description": "photo or body too large"},
+        422: {"description": "not an image / invalid request"},
+    },
+)
+async def search_image(request: Request, state: StateDep) -> SearchResponse:
+    """The photo's joint embedding; its article type predicted by the classifier fused with a
+    similarity-weighted vote of its nearest catalog photos; k-NN restricted to that type when
+    confident (``category=off`` disables); optional Hamming coarse pass (``coarse``)."""
+    svc = get_service(state)
+    if _is_multipart(request):
+        data, fields = await _multipart(request, state)
+        opts = _validate(ImageOptions, fields)
+
+        def run_upload() -> SearchResponse:
+            image = image_from_bytes(data, state.settings.api)
+            return svc.image_search(
+                image,
+                opts.filters.to_filters(),
+                size=opts.size,
+                category=opts.category,
+                coarse=opts.coarse,
+                explain=opts.explain,
+            )
+
+        return await _run(run_upload)
+    body = await _json_body(request, max_base64_chars(state.settings.api) + FORM_OVERHEAD)
+    req = _validate(ImageSearchRequest, body)
+
+    def run_json() -> SearchResponse:
+        if req.item_id is not None:
+            return svc.similar_to_item(
+                req.item_id,
+                req.filters.to_filters(),
+                size=req.size,
+                category=req.category,
+                coarse=req.coarse,
+                explain=req.explain,
+            )
+        image = _load_image(req, state)
+        assert image is not None
+        return svc.image_search(
+            image,
+            req.filters.to_filters(),
+            size=req.size,
+            category=req.category,
+            coarse=req.coarse,
+            explain=req.explain,
+        )
+
+    return await _run(run_json)
+
+
+@router.post(
+    "/compose",
+    response_model=SearchResponse,
+    summary="Query arithmetic: a photo plus words to add and to remove",
+    openapi_extra=_body_doc(ComposeRequest, ComposeOptions),
+    responses={
+        413: {"description": "photo or body too large"},
+        422: {"description": "not an image / invalid request"},
+    },
+)
+async def search_compose(request: Request, state: StateDep) -> SearchResponse:
+    """``q = normalize(f_image + w f_text(wanted) - w_neg f_text(unwanted))``; words that name
+    attribute values (colours, patterns, sleeve lengths, necks, types) also softly filter:
+    similarity x P(wanted value) x (1 - P(unwanted value)). ``text`` is parsed into wanted and
+    unwanted words ("this shirt but in black, not striped")."""
+    svc = get_service(state)
+    lists = ("wanted", "unwanted")
+    if _is_multipart(request):
+        data, fields = await _multipart(request, state, list_fields=lists)
+        opts = _validate(ComposeOptions, fields)
+
+        def run_upload() -> SearchResponse:
+            image = image_from_bytes(data, state.settings.api)
+            return _compose(svc, opts, image=image)
+
+        return await _run(run_upload)
+    body = await _json_body(request, max_base64_chars(state.settings.api) + FORM_OVERHEAD)
+    req = _validate(ComposeRequest, body)
+
+    def run_json() -> SearchResponse:
+        if req.item_id is not None:
+            return _compose(svc, req, item_id=req.item_id)
+        return _compose(svc, req, image=_load_image(req, state))
+
+    return await _run(run_json)
+
+
+def _compose(
+    svc: SearchService,
+    opts: ComposeOptions,
+    *,
+    image: Image.Image | None = None,
+    item_id: str | None = None,
+) -> SearchResponse:
+    return svc.compose_search(
+        image=image,
+        item_id=item_id,
+        text=opts.text,
+        wanted=opts.wanted,
+        unwanted=opts.unwanted,
+        filters=opts.filters.to_filters(),
+        size=opts.size,
+        text_weight=opts.text_weight,
+        negative_weight=opts.negative_weight,
+        soft_filter=opts.soft_filter,
+        category=opts.category,
+        explain=opts.explain,
+    )

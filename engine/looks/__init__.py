@@ -1,0 +1,1 @@
+"""Complete the look: slots, look mining, the type-aware compatibility model and retrieval."""

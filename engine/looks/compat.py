@@ -1,0 +1,245 @@
+"""Type-aware compatibility model over joint item embeddings.
+
+Following type-aware embedding work (Vasileva et al., ECCV 2018), items live in a general
+space and every *pair of slots* {a, b} has its own subspace: compatibility of an item x of
+slot a with an item y of slot b is the cosine of their projections into the {a, b} subspace::
+
+    g(x)      = MLP(x)                       general embedding (from the 256-d joint vector)
+    s(x, y)   = cos(P_ab g(x), P_ab g(y))    P_ab: a learned projection per unordered pair
+
+so "a top goes with these jeans" and "a top goes with these shoes" are judged in different
+subspaces (jeans and shoes need not be similar to each other). A second head proposes
+candidates straight from the product index: ``prototype(x, a -> b)`` is a vector in the
+*joint* space, the embedding an ideal partner of slot b would have; a k-NN search on the
+products' ``joint_embedding`` (filtered by slot) with it yields a candidate pool that the
+pair scorer re-ranks.
+
+Both heads are trained with an InfoNCE loss on look pairs with negatives of the partner's slot
+(:mod:`engine.train.looks`). The checkpoint (``engine/looks/weights/compat.pt``) is small
+(float16 weights).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.errors import InvalidInput, ModelUnavailable
+from engine.looks.slots import SLOTS
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / "compat.pt"
+CHECKPOINT_FORMAT = "outfit-compat/1"
+
+SLOT_INDEX: dict[str, int] = {s: i for i, s in enumerate(SLOTS)}
+# Unordered slot pairs (including a slot with itself: accessory + accessory).
+PAIRS: list[tuple[int, int]] = list(itertools.combinations_with_replacement(range(len(SLOTS)), 2))
+PAIR_INDEX: dict[tuple[int, int], int] = {p: i for i, p in enumerate(PAIRS)}
+
+
+def pair_index(a: int, b: int) -> int:
+    return PAIR_INDEX[(a, b) if a <= b else (b, a)]
+
+
+def pair_indices(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Vectorised :func:`pair_index` for slot index tensors."""
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    n = len(SLOTS)
+    # index of (lo, hi) in combinations_with_replacement order
+    return lo * n - (lo * (lo - 1)) // 2 + (hi - lo)
+
+
+class CompatNet(nn.Module):
+    def __init__(
+        self,
+        dim: int = 256,
+        hidden: int = 512,
+        space: int = 128,
+        pair_dim: int = 64,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        n_slots = len(SLOTS)
+        self.dim = dim
+        self.general = nn.Sequential(
+            nn.Linear(dim + n_slots, hidden),
+            nn.LayerNorm(hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, space),
+        )
+        self.pair_proj = nn.Parameter(torch.randn(len(PAIRS), space, pair_dim) / space**0.5)
+        self.proto = nn.Sequential(
+            nn.Linear(dim + 2 * n_slots, hidden),
+            nn.LayerNorm(hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, dim),
+        )
+        self.logit_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
+
+    def _onehot(self, slots: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(slots, len(SLOTS)).to(torch.float32)
+
+    def general_embed(self, x: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        return self.general(torch.cat([x * 8.0, self._onehot(slot)], dim=-1))
+
+    def project(self, g: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+        """Normalised projection of general embeddings (B, ..., space) into the subspace of
+        each row's pair (B,): one projection matrix is gathered per row, not per item."""
+        z = torch.einsum("b...s,bsp->b...p", g, self.pair_proj[pair])
+        return nn.functional.normalize(z, dim=-1)
+
+    def score(
+        self, x: torch.Tensor, sx: torch.Tensor, y: torch.Tensor, sy: torch.Tensor
+    ) -> torch.Tensor:
+        """Cosine compatibility (B,) of x (slot sx) and y (slot sy), row by row."""
+        pair = pair_indices(sx, sy)
+        return (
+            self.project(self.general_embed(x, sx), pair)
+            * self.project(self.general_embed(y, sy), pair)
+        ).sum(-1)
+
+    def prototype(self, x: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
+        """Normalised joint-space vector of an ideal partner of slot sy for x (slot sx)."""
+        h = torch.cat([x * 8.0, self._onehot(sx), self._onehot(sy)], dim=-1)
+        return nn.functional.normalize(self.proto(h), dim=-1)
+
+
+class CompatModel:
+    """Numpy-in, numpy-out wrapper of :class:`CompatNet` with persistence."""
+
+    def __init__(
+        self, net: CompatNet, config: dict[str, Any] | None = None, device: str = "cpu"
+    ) -> None:
+        self.device = torch.device(device)
+        self.net = net.eval().to(self.device)
+        self.config = dict(config or {})
+
+    @property
+    def dim(self) -> int:
+        return self.net.dim
+
+    def _vec(self, x: np.ndarray) -> torch.Tensor:
+        arr = np.asarray(x, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise InvalidInput(
+                f"item vectors must have {self.dim} dimensions, got shape {tuple(arr.shape)}"
+            )
+        return torch.from_numpy(arr).to(self.device)
+
+    def _slots(self, slots: str | list[str], n: int) -> torch.Tensor:
+        names = [slots] * n if isinstance(slots, str) else list(slots)
+        try:
+            idx = [SLOT_INDEX[s] for s in names]
+        except KeyError as exc:
+            raise InvalidInput(f"unknown slot {exc.args[0]!r}") from None
+        return torch.tensor(idx, dtype=torch.long, device=self.device)
+
+    @torch.inference_mode()
+    def pair_embeddings(self, x: np.ndarray, slot: str, other_slot: str) -> np.ndarray:
+        """(N, pair_dim) normalised embeddings of items of ``slot`` in the {slot, other_slot}
+        subspace: dot products of two such sets are compatibility scores."""
+        t = self._vec(x)
+        s = self._slots(slot, t.shape[0])
+        self._slots(other_slot, 1)  # validates the name
+        pidx = pair_index(SLOT_INDEX[slot], SLOT_INDEX[other_slot])
+        z = self.net.general_embed(t, s) @ self.net.pair_proj[pidx]
+        return nn.functional.normalize(z, dim=-1).cpu().numpy()
+
+    def score_matrix(
+        self, x: np.ndarray, slot: str, candidates: np.ndarray, candidate_slot: str
+    ) -> np.ndarray:
+        """(len(x), len(candidates)) compatibility of every x with every candidate."""
+        cand = np.asarray(candidates, dtype=np.float32)
+        if cand.ndim == 2 and cand.shape[0] == 0:
+            return np.zeros((np.atleast_2d(x).shape[0], 0), dtype=np.float32)
+        a = self.pair_embeddings(x, slot, candidate_slot)
+        b = self.pair_embeddings(cand, candidate_slot, slot)
+        return (a @ b.T).astype(np.float32)
+
+    def score(
+        self, x: np.ndarray, slot: str, candidates: np.ndarray, candidate_slot: str
+    ) -> np.ndarray:
+        """(len(candidates),) compatibility of one item with each candidate."""
+        return self.score_matrix(np.asarray(x).reshape(1, -1), slot, candidates, candidate_slot)[0]
+
+    @torch.inference_mode()
+    def prototype(self, x: np.ndarray, slot: str, target_slot: str) -> np.ndarray:
+        """(dim,) joint-space query vector for k-NN candidates of ``target_slot``."""
+        t = self._vec(x)
+        n = t.shape[0]
+        out = self.net.prototype(t, self._slots(slot, n), self._slots(target_slot, n))
+        return out.cpu().numpy()[0] if np.asarray(x).ndim == 1 else out.cpu().numpy()
+
+    def look_score(self, vectors: np.ndarray, slots: list[str]) -> float:
+        """Mean pairwise compatibility of the items of a look (needs >= 2 items)."""
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if len(slots) < 2 or vecs.shape[0] != len(slots):
+            raise InvalidInput("a look score needs at least two items with their slots")
+        total, n = 0.0, 0
+        for i in range(len(slots)):
+            for j in range(i + 1, len(slots)):
+                total += float(self.score(vecs[i], slots[i], vecs[j : j + 1], slots[j])[0])
+                n += 1
+        return total / n
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> dict[str, Any]:
+        weights = {k: v.detach().cpu().to(torch.float16) for k, v in self.net.state_dict().items()}
+        weights["logit_scale"] = self.net.logit_scale.detach().cpu().float()
+        return {"format": CHECKPOINT_FORMAT, "config": self.config, "weights": weights}
+
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state(), path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | None = None, device: str = "cpu") -> CompatModel:
+        """Load a checkpoint (None = the one shipped in ``engine/looks/weights/``)."""
+        ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        if ckpt.is_dir():
+            ckpt = ckpt / "compat.pt"
+        if not ckpt.is_file():
+            raise ModelUnavailable(
+                f"compatibility model not found at {ckpt}; train one with "
+                "`python -m engine.train.looks`",
+                path=str(ckpt),
+            )
+        try:
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is an unusable model
+            raise ModelUnavailable(f"cannot read compatibility model {ckpt}: {exc}") from exc
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ModelUnavailable(f"{ckpt} is not a compatibility model ({CHECKPOINT_FORMAT})")
+        config = dict(state.get("config", {}))
+        net = build_net(config)
+        try:
+            net.load_state_dict({k: v.float() for k, v in state["weights"].items()}, strict=True)
+        except RuntimeError as exc:
+            raise ModelUnavailable(f"{ckpt} does not match its config: {exc}") from exc
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(net, config, device=device)
+
+
+def build_net(config: dict[str, Any]) -> CompatNet:
+    return CompatNet(
+        dim=int(config.get("dim", 256)),
+        hidden=int(config.get("hidden", 512)),
+        space=int(config.get("space", 128)),
+        pair_dim=int(config.get("pair_dim", 64)),
+        dropout=float(config.get("dropout", 0.1)),
+    )

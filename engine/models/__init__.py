@@ -1,0 +1,1 @@
+"""Encoders, the joint image-text model, binary codes and image utilities."""

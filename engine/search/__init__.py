@@ -1,0 +1,1 @@
+"""Multimodal product search: text (hybrid), image (category-aware k-NN), query arithmetic."""

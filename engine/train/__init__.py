@@ -1,0 +1,1 @@
+"""Training of the learned parts (joint image-text heads)."""

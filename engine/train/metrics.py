@@ -1,0 +1,117 @@
+"""Plain retrieval/classification metrics used by training validation and the evaluation tasks."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.catalog import Product
+from engine.models.joint import JointModel, product_attribute
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """(Q, k) indices of the largest scores per row, best first."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    rows = np.arange(scores.shape[0])[:, None]
+    order = np.argsort(-scores[rows, part], axis=1, kind="stable")
+    return part[rows, order]
+
+
+def exact_recall_at_k(
+    queries: np.ndarray, gallery: np.ndarray, targets: Sequence[int], k: int = 10
+) -> float:
+    """Fraction of queries whose target gallery row is among the k most similar (cosine)."""
+    if len(targets) == 0:
+        return float("nan")
+    sims = _normalise(queries) @ _normalise(gallery).T
+    top = top_k_indices(sims, k)
+    tgt = np.asarray(targets)[:, None]
+    return float((top == tgt).any(axis=1).mean())
+
+
+def label_precision_at_k(embeddings: np.ndarray, labels: Sequence[str], k: int = 10) -> float:
+    """Mean fraction of each item's k nearest other items (cosine) that share its label."""
+    emb = _normalise(embeddings)
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    top = top_k_indices(sims, k)
+    lab = np.asarray(labels, dtype=object)
+    return float((lab[top] == lab[:, None]).mean())
+
+
+def top1_accuracy(predicted: Sequence[str | None], truth: Sequence[str | None]) -> float:
+    pairs = [(p, t) for p, t in zip(predicted, truth, strict=True) if t is not None]
+    if not pairs:
+        return float("nan")
+    return float(np.mean([p == t for p, t in pairs]))
+
+
+def knn_vote(
+    train_emb: np.ndarray, train_labels: Sequence[str], query_emb: np.ndarray, k: int = 10
+) -> list[str]:
+    """Majority label among the k nearest training items (cosine); ties by first seen."""
+    sims = _normalise(query_emb) @ _normalise(train_emb).T
+    top = top_k_indices(sims, k)
+    lab = np.asarray(train_labels, dtype=object)
+    out = []
+    for row in top:
+        values, counts = np.unique(lab[row].astype(str), return_counts=True)
+        out.append(str(values[np.argmax(counts)]))
+    return out
+
+
+def top_colours(products: Sequence[Product], n: int = 12) -> set[str]:
+    counts = Counter(p.base_colour for p in products if p.base_colour)
+    return {c for c, _ in counts.most_common(n)}
+
+
+def joint_metrics(
+    model: JointModel,
+    image_inputs: np.ndarray,
+    products: Sequence[Product],
+    text_features: np.ndarray,
+    title_features: np.ndarray | None = None,
+    *,
+    k: int = 10,
+) -> dict[str, float]:
+    """The joint-space metrics on one gallery: row i of every array is ``products[i]``.
+
+    * ``text_to_image_recall_at_10``: the product text (``text_for_product``) of each item
+      retrieves its own photo among the k nearest gallery images;
+    * ``image_to_image_p_at_10_type_colour``: share of each photo's k nearest other photos with
+      the same article_type and base_colour;
+    * ``attr_top1_<name>``: top-1 accuracy of the attribute head on the photos (base colour on
+      items whose colour is among the 12 most frequent of the gallery).
+    """
+    img = model.embed_image_features(image_inputs)
+    txt = model.embed_text_features(text_features)
+    targets = list(range(len(products)))
+    type_colour = [f"{p.article_type}|{p.base_colour}" for p in products]
+    out = {
+        "n_items": float(len(products)),
+        "text_to_image_recall_at_10": exact_recall_at_k(txt, img, targets, k),
+        "image_to_image_p_at_10_type_colour": label_precision_at_k(img, type_colour, k),
+    }
+    if title_features is not None:
+        title = model.embed_text_features(title_features)
+        out["title_to_image_recall_at_10"] = exact_recall_at_k(title, img, targets, k)
+    probs = model.attribute_probabilities(img)
+    colours = top_colours(products)
+    for name in ("article_type", "base_colour", "gender", "usage", "pattern", "sub_category"):
+        if name not in probs:
+            continue
+        vocab = model.attribute_vocab[name]
+        pred = [vocab[j] for j in probs[name].argmax(axis=1)]
+        truth = [product_attribute(p, name) for p in products]
+        if name == "base_colour":
+            truth = [t if t in colours else None for t in truth]
+        out[f"attr_top1_{name}"] = top1_accuracy(pred, truth)
+    return out

@@ -1,0 +1,162 @@
+"""The model side of ingest, behind a small protocol so the pipeline is testable.
+
+:class:`JointEncoder` wraps :class:`engine.models.joint.JointModel`. Its image path is split so
+the expensive per-image CPU work (main-object crop + colour descriptor,
+:func:`engine.models.features.crop_and_colour`) runs in the decode worker threads and only the
+batched backbone + heads run in the encode stage; the result equals
+``JointModel.embed_images`` (checked in the tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from engine.catalog import Product
+from engine.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """What the worker threads hand to the encoder for one image."""
+
+    crop: Image.Image  # square main-object crop
+    colour: np.ndarray  # colour descriptor
+
+
+class Encoder(Protocol):
+    model_version: str
+    dim: int
+
+    def text_for(self, product: Product) -> str: ...
+
+    def prepare_image(self, image: Image.Image) -> PreparedImage: ...
+
+    def embed_prepared(self, images: Sequence[PreparedImage]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def attributes(
+        self, embeddings: np.ndarray, top_k: int
+    ) -> list[dict[str, dict[str, float]]]: ...
+
+    def codes(self, embeddings: np.ndarray) -> np.ndarray | None: ...
+
+
+def checkpoint_version(path: Path) -> str:
+    """``<file stem>-<sha1 of the checkpoint bytes, 12 hex>``: changes whenever weights change."""
+    h = hashlib.sha1()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return f"{Path(path).stem}-{h.hexdigest()[:12]}"
+
+
+class JointEncoder:
+    """:class:`Encoder` over the trained joint model (loaded once per process)."""
+
+    def __init__(
+        self,
+        model: Any,
+        model_version: str,
+        *,
+        image_backbone: Any = None,
+        text_backbone: Any = None,
+    ) -> None:
+        self.model = model
+        self.model_version = model_version
+        self.dim = int(model.dim)
+        # objects with .features(images) / .encode(texts); default: the model's own encoders
+        self._image_backbone = image_backbone
+        self._text_backbone = text_backbone
+
+    @property
+    def image_backbone(self) -> Any:
+        return self._image_backbone or self.model.image_encoder
+
+    @property
+    def text_backbone(self) -> Any:
+        return self._text_backbone or self.model.text_encoder
+
+    @property
+    def runtime(self) -> str:
+        """Which runtime runs each backbone, e.g. 'image=onnx text=torch'."""
+
+        def kind(x: Any) -> str:
+            return "onnx" if type(x).__name__.startswith("Onnx") else "torch"
+
+        return f"image={kind(self.image_backbone)} text={kind(self.text_backbone)}"
+
+    @classmethod
+    def load(
+        cls, settings: Settings, *, batch_size: int | None = None, accelerate: bool = True
+    ) -> JointEncoder:
+        """Load the joint model once; ``accelerate``: run the frozen backbones with ONNX
+        Runtime on CPU when available and numerically equivalent (see :mod:`ingest.accel`)."""
+        from engine.models.joint import DEFAULT_CHECKPOINT, JointModel
+
+        path = settings.models.joint_checkpoint
+        ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        if ckpt.is_dir():
+            ckpt = ckpt / "joint.pt"
+        model = JointModel.load(
+            ckpt,
+            settings.models.device,
+            batch_size=batch_size or settings.models.batch_size,
+            num_threads=settings.models.num_threads,
+        )
+        encoder = cls(model, checkpoint_version(ckpt))
+        encoder.warm_up()
+        if accelerate:
+            from ingest.accel import accelerate as run_accelerated
+
+            threads = settings.models.num_threads
+            image, text = run_accelerated(model.image_encoder, model.text_encoder, threads=threads)
+            encoder._image_backbone, encoder._text_backbone = image, text
+        logger.info("joint model %s loaded (%s)", encoder.model_version, encoder.runtime)
+        return encoder
+
+    def warm_up(self) -> None:
+        """Load both backbones now (they load lazily) so the first batch is not slowed."""
+        _ = self.model.image_encoder, self.model.text_encoder
+
+    def text_for(self, product: Product) -> str:
+        return str(self.model.text_for_product(product))
+
+    def prepare_image(self, image: Image.Image) -> PreparedImage:
+        from engine.models.features import crop_and_colour
+
+        crop, colour = crop_and_colour(image)
+        return PreparedImage(crop, np.asarray(colour, dtype=np.float32))
+
+    def embed_prepared(self, images: Sequence[PreparedImage]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        backbone = self.image_backbone.features([p.crop for p in images])
+        feats = np.concatenate([backbone, np.stack([p.colour for p in images])], axis=1)
+        return np.asarray(self.model.embed_image_features(feats.astype(np.float32)))
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        features = self.text_backbone.encode([str(t) for t in texts])
+        return np.asarray(self.model.embed_text_features(features))
+
+    def attributes(self, embeddings: np.ndarray, top_k: int) -> list[dict[str, dict[str, float]]]:
+        if embeddings.shape[0] == 0:
+            return []
+        return list(self.model.predict_attributes(embeddings, top_k=top_k))
+
+    def codes(self, embeddings: np.ndarray) -> np.ndarray | None:
+        if getattr(self.model, "binary", None) is None or embeddings.shape[0] == 0:
+            return None
+        return np.asarray(self.model.codes(embeddings))

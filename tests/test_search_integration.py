@@ -1,0 +1,307 @@
+"""Search end to end on the bundled sample: ingest it once per module into a fresh index with the
+ingest library and the shipped joint model, then query through the service and the HTTP API.
+
+Needs the OpenSearch node (``opensearch`` marker) and the trained checkpoint; skipped with the
+reason when the checkpoint is missing. Takes ~1 minute on 2 CPU cores (mostly the ingest)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from engine.api.app import create_app
+from engine.backend import Backend
+from engine.catalog import Product, is_test_id, load_catalog
+from engine.config.desired import template_id
+from engine.errors import ModelUnavailable
+from engine.queries import (
+    Filters,
+    SoftFilter,
+    compose_search_body,
+    template_params,
+    vector_search_body,
+)
+from engine.search.service import SearchService
+from engine.settings import Settings
+from tests.conftest import SAMPLE, TEST_PREFIX
+
+pytestmark = [pytest.mark.opensearch, pytest.mark.slow]
+
+CATALOG = SAMPLE / "catalog.jsonl"
+IMAGES = SAMPLE / "images"
+
+
+@pytest.fixture(scope="module")
+def products() -> dict[str, Product]:
+    if not CATALOG.is_file():
+        pytest.skip("sample/catalog.jsonl is missing")
+    return {p.id: p for p in load_catalog(CATALOG)}
+
+
+@pytest.fixture(scope="module")
+def model(settings: Settings) -> Any:
+    from engine.models.joint import JointModel
+
+    try:
+        return JointModel.load(
+            settings.models.joint_checkpoint, device="cpu", num_threads=settings.models.num_threads
+        )
+    except ModelUnavailable as exc:
+        pytest.skip(f"joint model not available: {exc.message}")
+
+
+@pytest.fixture(scope="module")
+def sample_index(
+    cluster: Backend,
+    settings: Settings,
+    model: Any,
+    products: dict[str, Product],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    from ingest import ingest_products
+    from ingest.encode import JointEncoder
+
+    name = f"{TEST_PREFIX}-products-search-{uuid.uuid4().hex[:8]}"
+    cluster.ensure_index(name)
+    try:
+        report = ingest_products(
+            settings,
+            CATALOG,
+            images_dir=IMAGES,
+            index=name,
+            backend=cluster,
+            encoder=JointEncoder(model, "test"),
+            state_dir=tmp_path_factory.mktemp("ingest-state"),
+            progress=False,
+        )
+        assert cluster.count(name) == len(products), report
+        yield name
+    finally:
+        cluster.delete_index(name)
+
+
+@pytest.fixture(scope="module")
+def svc(cluster: Backend, settings: Settings, model: Any, sample_index: str) -> SearchService:
+    return SearchService.from_settings(settings, cluster, model, index=sample_index)
+
+
+@pytest.fixture(scope="module")
+def client(
+    cluster: Backend, settings: Settings, model: Any, svc: SearchService
+) -> Iterator[TestClient]:
+    app = create_app(
+        settings, backend=cluster, loaders={"joint": lambda: model, "search_service": lambda: svc}
+    )
+    with TestClient(app) as c:
+        yield c
+
+
+def photo_bytes(item_id: str) -> bytes:
+    return (IMAGES / f"{item_id}.jpg").read_bytes()
+
+
+def photo(item_id: str) -> Image.Image:
+    return Image.open(io.BytesIO(photo_bytes(item_id))).convert("RGB")
+
+
+def first_test_item(products: dict[str, Product], **attrs: str) -> Product:
+    for p in sorted(products.values(), key=lambda p: p.id):
+        wanted = all(getattr(p, k) == v for k, v in attrs.items())
+        if wanted and is_test_id(p.id) and (IMAGES / f"{p.id}.jpg").is_file():
+            return p
+    pytest.skip(f"no photographed test item with {attrs} in the sample")
+
+
+FOOTWEAR = {
+    "Casual Shoes",
+    "Sports Shoes",
+    "Formal Shoes",
+    "Heels",
+    "Flats",
+    "Sandals",
+    "Flip Flops",
+}
+
+
+# --------------------------------------------------------------------------- text
+
+
+def test_red_dresses_come_first(client: TestClient, products: dict[str, Product]) -> None:
+    red_dresses = {
+        p.id for p in products.values() if p.article_type == "Dresses" and p.base_colour == "Red"
+    }
+    assert len(red_dresses) >= 2
+    r = client.post("/search/text", json={"query": "red dresses", "size": 10})
+    assert r.status_code == 200, r.text
+    ids = [h["id"] for h in r.json()["hits"]]
+    assert set(ids[: len(red_dresses)]) == red_dresses, r.json()["hits"][:4]
+
+
+def test_hybrid_explain_reproduces_server_scores(svc: SearchService) -> None:
+    res = svc.text_search("black casual shirt for men", size=10, explain=True)
+    assert res.strategy == "hybrid" and len(res.hits) == 10
+    for h in res.hits:
+        assert h.explain is not None and h.explain.fused is not None
+        assert h.explain.fused == pytest.approx(h.score, abs=1e-4), h
+
+
+def test_request_weights_reorder(svc: SearchService) -> None:
+    q = "blue checked shirt"
+    bm25 = [h.id for h in svc.text_search(q, size=5, mode="bm25").hits]
+    vec = [h.id for h in svc.text_search(q, size=5, mode="vector").hits]
+    assert bm25 != vec
+    lexical = [h.id for h in svc.text_search(q, size=5, weights=(1.0, 0.0)).hits]
+    semantic = [h.id for h in svc.text_search(q, size=5, weights=(0.0, 1.0)).hits]
+    assert lexical[:3] == bm25[:3]
+    assert semantic[:3] == vec[:3]
+
+
+def test_text_filters_respected(client: TestClient) -> None:
+    filters = {"gender": ["Women"], "colour": ["Black"], "max_price": 2000, "in_stock": True}
+    r = client.post("/search/text", json={"query": "dress", "size": 20, "filters": filters})
+    assert r.status_code == 200, r.text
+    hits = r.json()["hits"]
+    assert hits
+    for h in hits:
+        assert h["gender"] == "Women"
+        assert "Black" in (h["colours"] or [])
+        assert h["price"] <= 2000 and h["in_stock"] is True
+
+
+# --------------------------------------------------------------------------- image
+
+
+def test_shoe_photo_returns_shoes(client: TestClient, products: dict[str, Product]) -> None:
+    shoe = first_test_item(products, master_category="Footwear")
+    r = client.post(
+        "/search/image",
+        files={"file": (f"{shoe.id}.jpg", photo_bytes(shoe.id), "image/jpeg")},
+        data={"size": "5", "filters": f'{{"exclude_ids": ["{shoe.id}"]}}', "explain": "true"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    types = [h["article_type"] for h in body["hits"]]
+    assert shoe.id not in [h["id"] for h in body["hits"]]
+    assert sum(t in FOOTWEAR for t in types) >= 4, (types, body["category"])
+    assert body["category"]["label"] in FOOTWEAR
+
+
+def test_more_like_this_item(svc: SearchService, products: dict[str, Product]) -> None:
+    item = first_test_item(products, article_type="Tshirts")
+    res = svc.similar_to_item(item.id, size=5)
+    assert item.id not in [h.id for h in res.hits]
+    assert all(h.article_type == "Tshirts" for h in res.hits)
+
+
+def test_image_filters_respected(svc: SearchService, products: dict[str, Product]) -> None:
+    item = first_test_item(products, master_category="Footwear")
+    f = Filters(gender=("Men",), max_price=3000, exclude_ids=(item.id,))
+    res = svc.image_search(photo(item.id), f, size=10, category="off")
+    assert res.hits
+    for h in res.hits:
+        assert h.gender == "Men" and (h.price or 0) <= 3000 and h.id != item.id
+
+
+def test_coarse_pass_agrees_with_exact_search(
+    svc: SearchService, products: dict[str, Product]
+) -> None:
+    recalls = []
+    for item in sorted(products.values(), key=lambda p: p.id)[:20]:
+        exact = svc.similar_to_item(item.id, size=10, category="off", coarse=False)
+        coarse = svc.similar_to_item(item.id, size=10, category="off", coarse=True, explain=True)
+        assert coarse.strategy == "hamming-coarse+exact-rerank"
+        assert all(h.explain and h.explain.hamming is not None for h in coarse.hits)
+        got = {h.id for h in coarse.hits}
+        recalls.append(len(got & {h.id for h in exact.hits}) / 10)
+    # 200 coarse candidates out of 322 items: the exact top 10 should nearly always survive
+    assert sum(recalls) / len(recalls) >= 0.9, recalls
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def test_this_shirt_but_in_black(client: TestClient, products: dict[str, Product]) -> None:
+    source = products["12367"]  # Reid & Taylor Men White Shirt
+    assert source.article_type == "Shirts" and source.base_colour == "White"
+    r = client.post(
+        "/search/compose",
+        files={"file": ("q.jpg", photo_bytes(source.id), "image/jpeg")},
+        data={"text": "this shirt but in black", "size": "5", "explain": "true"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    hits = body["hits"]
+    fields = {v["field"] for v in body["soft_filter"]["wanted"]}
+    assert "attr_prob.base_colour.black" in fields
+    assert hits[0]["base_colour"] == "Black" and hits[0]["article_type"] == "Shirts", hits[:3]
+    assert sum(h["base_colour"] == "Black" for h in hits[:3]) >= 2
+
+
+def test_compose_by_item_with_filters(svc: SearchService, products: dict[str, Product]) -> None:
+    res = svc.compose_search(
+        item_id="12367", text="in blue", filters=Filters(gender=("Men",)), size=10
+    )
+    assert "12367" not in [h.id for h in res.hits]
+    assert res.hits and all(h.gender == "Men" for h in res.hits)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_bad_uploads_on_the_real_app(client: TestClient, settings: Settings) -> None:
+    r = client.post("/search/image", files={"file": ("x.jpg", b"not an image", "image/jpeg")})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_image"
+    r = client.post("/search/image", files={"file": ("x.jpg", b"", "image/jpeg")})
+    assert r.status_code == 422 and "empty" in r.json()["message"]
+    big = b"\xff\xd8" + b"\0" * settings.api.max_upload_bytes
+    r = client.post("/search/compose", files={"file": ("x.jpg", big, "image/jpeg")})
+    assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
+    r = client.post("/search/image", json={"item_id": "no-such-item"})
+    assert r.status_code == 404
+
+
+# --------------------------------------------------------------------------- stored templates
+
+
+def _ids(res: dict[str, Any]) -> list[str]:
+    return [h["_id"] for h in res["hits"]["hits"]]
+
+
+def test_stored_templates_match_the_builders(
+    cluster: Backend, svc: SearchService, sample_index: str, products: dict[str, Product]
+) -> None:
+    f = Filters(gender=("Men",), max_price=3000)
+    params = template_params(f, size=10)
+    text = cluster.search_template(
+        sample_index, template_id(TEST_PREFIX, "text"), {**params, "query": "blue shirt"}
+    )
+    assert _ids(text) == [h.id for h in svc.text_search("blue shirt", f, size=10, mode="bm25").hits]
+    vec = svc.embed_text("blue shirt").tolist()
+    hybrid = cluster.search_template(
+        sample_index,
+        template_id(TEST_PREFIX, "hybrid"),
+        {**params, "query": "blue shirt", "vector": vec},
+        search_pipeline=svc.pipeline,
+    )
+    assert _ids(hybrid) == [h.id for h in svc.text_search("blue shirt", f, size=10).hits]
+    item_vec, _ = svc.item_vector("12367")
+    knn = cluster.search_template(
+        sample_index, template_id(TEST_PREFIX, "vector"), {**params, "vector": item_vec.tolist()}
+    )
+    body = vector_search_body("image_embedding", item_vec, f, k=100, size=10)
+    assert _ids(knn) == _ids(cluster.search(sample_index, body, search_pipeline="_none"))
+    compose = cluster.search_template(
+        sample_index,
+        template_id(TEST_PREFIX, "compose"),
+        {**params, "vector": item_vec.tolist(), "wanted": ["attr_prob.base_colour.black"]},
+    )
+    body = compose_search_body(
+        item_vec, SoftFilter(wanted=("attr_prob.base_colour.black",)), f, k=100, size=10
+    )
+    assert _ids(compose) == _ids(cluster.search(sample_index, body, search_pipeline="_none"))
