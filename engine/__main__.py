@@ -43,13 +43,12 @@ def prepare(settings: Settings, *, catalog: Path, images: Path, looks: Path | No
     from ingest.pipeline import ingest_products
 
     report = ingest_products(settings, catalog, images_dir=images, backend=backend)
-    logger.info(
-        "products: %s", report.summary_line() if hasattr(report, "summary_line") else report
-    )
+    logger.info("products:\n%s", report.summary())
     if looks is not None and looks.exists():
-        from ingest.looks import ingest_looks
+        from ingest.looks import ingest_looks_file
 
-        looks_report = ingest_looks(settings, looks, backend=backend)
+        backend.ensure_index(settings.cluster.looks_index)
+        looks_report = ingest_looks_file(backend, settings, looks)
         logger.info("looks: %s", looks_report)
 
 
