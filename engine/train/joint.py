@@ -9,7 +9,8 @@ trains the text tower and the shared attribute head.
 
 Loss: symmetric InfoNCE with a learnable temperature over (image, text) pairs, where the text
 is randomly the full product text, the title or a short attribute phrase (query-like), plus
-attribute cross-entropies on image and text embeddings. Batches are half random and half drawn
+attribute cross-entropies on image and text embeddings, plus a supervised contrastive loss
+pulling together photos of the same article type and colour. Batches are half random and half drawn
 from one (article type, gender) group: hard negatives for exact-item retrieval. Image inputs are
 augmented in feature space (Gaussian noise, input dropout).
 
@@ -99,7 +100,7 @@ class TrainConfig:
     attr_weight: float = 0.5
     text_attr_weight: float = 0.25
     hard_fraction: float = 0.5
-    supcon_weight: float = 0.0
+    supcon_weight: float = 0.5
     supcon_temperature: float = 0.1
     variant_probs: tuple[float, float, float] = (0.6, 0.25, 0.15)
     use_colour: bool = True
@@ -456,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="images_60x80.tar.gz: add its photos of all training items as extra pairs",
     )
+    parser.add_argument(
+        "--supcon-weight",
+        type=float,
+        default=TrainConfig.supcon_weight,
+        help="weight of the image-image supervised contrastive loss (same type and colour)",
+    )
     parser.add_argument("--no-colour", action="store_true", help="ablation: drop colour inputs")
     parser.add_argument(
         "--photographed-only",
@@ -483,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         dim=args.dim,
         hidden=args.hidden,
+        supcon_weight=args.supcon_weight,
         use_colour=not args.no_colour,
         small_images=args.small_images is not None,
         photographed_only=args.photographed_only,

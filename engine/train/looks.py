@@ -169,11 +169,12 @@ def _step_loss(
     ri, si, rj, sj = batch.T
     tsi, tsj = torch.from_numpy(si), torch.from_numpy(sj)
     pair = pair_indices(tsi, tsj)
-    zx = net.project(net.general_embed(pick(ri), tsi), pair)
+    x = pick(ri)
+    zx = net.project(net.general_embed(x, tsi), pair)
     zy = net.project(net.general_embed(pick(rj), tsj), pair)
     pos = (zx * zy).sum(-1)
     scale = net.logit_scale.exp().clamp(max=50.0)
-    q = net.prototype(pick(ri), tsi, tsj) if cfg.proto_weight > 0 else None
+    q = net.prototype(x, tsi, tsj) if cfg.proto_weight > 0 else None
     losses: list[torch.Tensor] = []
     for s in np.unique(sj):
         pool = data.neg_pools[int(s)]
