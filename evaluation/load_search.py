@@ -316,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for noisy in ("httpx", "opensearch", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings()
     if args.command == "serve":
         serve(settings, args.index, args.host, args.port)
