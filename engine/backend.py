@@ -76,6 +76,8 @@ class Backend:
             "max_retries": c.max_retries,
             "retry_on_timeout": True,
             "http_compress": False,
+            # ingest (lookup + indexing threads) and the API share one client
+            "pool_maxsize": 8,
         }
         if c.username is not None:
             password = c.password.get_secret_value() if c.password else ""

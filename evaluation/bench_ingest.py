@@ -165,7 +165,22 @@ def run_one(
                 progress=not args.no_progress,
             )
             count = backend.count(index)
-        own_cpu = _own_cpu_s() - cpu_before
+            if args.twice:  # an unchanged re-run: everything is skipped, nothing re-encoded
+                again = ingest_products(
+                    settings,
+                    catalog,
+                    images_dir=images,
+                    index=index,
+                    batch_size=args.batch_size,
+                    workers=args.workers,
+                    limit=args.limit,
+                    state_dir=Path(state),
+                    backend=backend,
+                    encoder=encoder,
+                    progress=False,
+                )
+                print(f"\n=== ({name}) second run over the same rows\n{again.summary()}")
+        own_cpu = _own_cpu_s() - cpu_before  # includes the re-run with --twice
         node_cpu = (backend.nodes_cpu_millis() - node_before) / 1000.0
     finally:
         backend.delete_index(index)
@@ -220,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         help="profiling: hash vectors instead of the backbones (pipeline + indexing cost only)",
     )
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--twice", action="store_true", help="also time an unchanged re-run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("opensearch").setLevel(logging.WARNING)
