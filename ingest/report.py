@@ -181,6 +181,9 @@ class IngestReport:
             lines.append(f"  main thread waited: {parts}")
         if self.model_load_seconds:
             lines.append(f"  model loaded in {self.model_load_seconds:.1f}s ({self.model_version})")
+        after_load = self.wall_seconds - self.model_load_seconds
+        if self.model_load_seconds and after_load > 0:
+            lines.append(f"  after model load: {self.read / after_load:.1f} items/s")
         lines.append(
             f"  end to end: {self.items_per_second:.1f} items/s over {self.wall_seconds:.1f}s"
             + (f", peak RSS {self.peak_rss_mb:.0f} MB" if self.peak_rss_mb else "")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.looks.compat import CompatModel
+from engine.looks.compat import CompatModel, soft_min
 from engine.looks.format import Look
 from engine.looks.vectors import ItemVectors
 
@@ -153,16 +153,15 @@ def fitb_scores(questions: Sequence[FitbQuestion], scorer: Scorer) -> list[list[
 
 
 def look_scores(looks: Sequence[Sequence[tuple[str, str]]], scorer: Scorer) -> list[float]:
-    """Mean pairwise compatibility of each look (each item scored against the ones before)."""
+    """Score of each look: :func:`~engine.looks.compat.soft_min` of its pairwise scores."""
     out = []
     for items in looks:
-        total, n = 0.0, 0
-        for k in range(1, len(items)):
-            ctx = items[:k]
-            s = scorer([i for i, _ in ctx], [sl for _, sl in ctx], [items[k][0]], items[k][1])
-            total += float(s[0]) * len(ctx)
-            n += len(ctx)
-        out.append(total / max(n, 1))
+        pairs = [
+            float(scorer([items[i][0]], [items[i][1]], [items[j][0]], items[j][1])[0])
+            for i in range(len(items))
+            for j in range(i + 1, len(items))
+        ]
+        out.append(soft_min(pairs))
     return out
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,17 @@ SLOT_INDEX: dict[str, int] = {s: i for i, s in enumerate(SLOTS)}
 # Unordered slot pairs (including a slot with itself: accessory + accessory).
 PAIRS: list[tuple[int, int]] = list(itertools.combinations_with_replacement(range(len(SLOTS)), 2))
 PAIR_INDEX: dict[tuple[int, int], int] = {p: i for i, p in enumerate(PAIRS)}
+
+
+def soft_min(scores: Sequence[float], tau: float = 2.0) -> float:
+    """Smooth minimum ``-log(mean(exp(-tau * s))) / tau`` of pairwise scores: a look is about
+    as good as its worst pair (chosen on validation looks over the plain mean, which lets one
+    clashing item hide behind good pairs)."""
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("soft_min of no scores")
+    m = arr.min()
+    return float(m - np.log(np.mean(np.exp(-tau * (arr - m)))) / tau)
 
 
 def pair_index(a: int, b: int) -> int:
@@ -149,7 +161,7 @@ class CompatModel:
     @torch.inference_mode()
     def pair_embeddings(self, x: np.ndarray, slot: str, other_slot: str) -> np.ndarray:
         """(N, pair_dim) normalised embeddings of items of ``slot`` in the {slot, other_slot}
-        subspace: dot products of two such sets are compatibility scores."""
+        subspace: dot products of two such sets are raw (uncalibrated) compatibility scores."""
         t = self._vec(x)
         s = self._slots(slot, t.shape[0])
         self._slots(other_slot, 1)  # validates the name
@@ -160,13 +172,26 @@ class CompatModel:
     def score_matrix(
         self, x: np.ndarray, slot: str, candidates: np.ndarray, candidate_slot: str
     ) -> np.ndarray:
-        """(len(x), len(candidates)) compatibility of every x with every candidate."""
+        """(len(x), len(candidates)) compatibility of every x with every candidate: the cosine
+        in the pair's subspace, standardised by :meth:`pair_calibration`."""
         cand = np.asarray(candidates, dtype=np.float32)
         if cand.ndim == 2 and cand.shape[0] == 0:
             return np.zeros((np.atleast_2d(x).shape[0], 0), dtype=np.float32)
         a = self.pair_embeddings(x, slot, candidate_slot)
         b = self.pair_embeddings(cand, candidate_slot, slot)
-        return (a @ b.T).astype(np.float32)
+        mu, sigma = self.pair_calibration(slot, candidate_slot)
+        return ((a @ b.T - mu) / sigma).astype(np.float32)
+
+    def pair_calibration(self, slot: str, other_slot: str) -> tuple[float, float]:
+        """(mean, std) of the raw cosine of random item pairs in the {slot, other_slot}
+        subspace (identity when the checkpoint has no calibration). Scores are standardised
+        with it so that pairs of different slots are on one scale: a look mixing top/bottom
+        and top/accessory pairs is scored fairly against another."""
+        table = self.config.get("calibration")
+        if not table:
+            return 0.0, 1.0
+        mu, sigma = table[pair_index(SLOT_INDEX[slot], SLOT_INDEX[other_slot])]
+        return float(mu), max(float(sigma), 1e-3)
 
     def score(
         self, x: np.ndarray, slot: str, candidates: np.ndarray, candidate_slot: str
@@ -183,16 +208,16 @@ class CompatModel:
         return out.cpu().numpy()[0] if np.asarray(x).ndim == 1 else out.cpu().numpy()
 
     def look_score(self, vectors: np.ndarray, slots: list[str]) -> float:
-        """Mean pairwise compatibility of the items of a look (needs >= 2 items)."""
+        """Compatibility of a whole look: :func:`soft_min` of its pairwise scores."""
         vecs = np.asarray(vectors, dtype=np.float32)
         if len(slots) < 2 or vecs.shape[0] != len(slots):
             raise InvalidInput("a look score needs at least two items with their slots")
-        total, n = 0.0, 0
-        for i in range(len(slots)):
-            for j in range(i + 1, len(slots)):
-                total += float(self.score(vecs[i], slots[i], vecs[j : j + 1], slots[j])[0])
-                n += 1
-        return total / n
+        pairs = [
+            float(self.score(vecs[i], slots[i], vecs[j : j + 1], slots[j])[0])
+            for i in range(len(slots))
+            for j in range(i + 1, len(slots))
+        ]
+        return soft_min(pairs)
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> dict[str, Any]:

@@ -178,7 +178,7 @@ class LookService:
         joint_loader: Callable[[], Any] | None = None,
         pool_size: int = 100,
         look_k: int = 30,
-        look_weight: float = 0.3,
+        look_weight: float = 1.0,
         mmr_lambda: float = 0.8,
     ) -> None:
         self.backend = backend

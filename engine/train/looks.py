@@ -74,7 +74,7 @@ def is_val_look(look_id: str) -> bool:
 @dataclass
 class LooksTrainConfig:
     seed: int = 0
-    epochs: int = 30
+    epochs: int = 12
     batch_size: int = 256
     negatives: int = 128  # shared per partner slot in a batch
     lr: float = 2e-3
@@ -82,12 +82,12 @@ class LooksTrainConfig:
     hidden: int = 512
     space: int = 128
     pair_dim: int = 64
-    dropout: float = 0.1
+    dropout: float = 0.2
     noise: float = 0.02
     proto_weight: float = 0.5
     proto_scale: float = 20.0
     kind_probs: tuple[float, float, float] = (0.5, 0.25, 0.25)  # joint, image, text
-    num_threads: int = 2
+    num_threads: int = 1
     eval_limit: int | None = None
 
 
@@ -201,6 +201,29 @@ def _step_loss(
     return torch.stack(losses).sum() / len(batch)
 
 
+def calibrate(
+    model: CompatModel, data: TrainData, n: int = 2000, seed: int = 0
+) -> list[list[float]]:
+    """Per slot pair: mean and std of raw scores of random training-item pairs."""
+    from engine.looks.compat import PAIRS
+
+    rng = np.random.default_rng(seed)
+    slots = {i: s for s, i in SLOT_INDEX.items()}
+    table = [[0.0, 1.0] for _ in PAIRS]
+    joint = data.vectors.joint
+    for k, (a, b) in enumerate(PAIRS):
+        pa, pb = data.neg_pools.get(a), data.neg_pools.get(b)
+        if pa is None or pb is None or len(pa) == 0 or len(pb) == 0:
+            continue
+        xa = joint[pa[rng.integers(0, len(pa), n)]]
+        xb = joint[pb[rng.integers(0, len(pb), n)]]
+        ea = model.pair_embeddings(xa, slots[a], slots[b])
+        eb = model.pair_embeddings(xb, slots[b], slots[a])
+        raw = (ea * eb).sum(axis=1)
+        table[k] = [round(float(raw.mean()), 6), round(float(raw.std()), 6)]
+    return table
+
+
 def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str, Any]]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -228,7 +251,7 @@ def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str
     kind_p = np.asarray(cfg.kind_probs, dtype=np.float64)
     kind_p = kind_p / kind_p.sum()
     history: list[dict[str, float]] = []
-    best: tuple[float, dict[str, torch.Tensor], int] | None = None
+    best: tuple[float, dict[str, torch.Tensor], int, list[list[float]]] | None = None
 
     def pick(rows: np.ndarray) -> torch.Tensor:
         choice = rng.choice(len(KINDS), size=len(rows), p=kind_p)
@@ -245,7 +268,9 @@ def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str
         net.train()
         order = rng.permutation(len(data.pairs))
         total = 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"looks epoch {epoch + 1}", leave=False)
+        bar = tqdm(
+            range(steps_per_epoch), desc=f"looks epoch {epoch + 1}", leave=False, disable=None
+        )
         for step in bar:
             batch = data.pairs[order[step * cfg.batch_size : (step + 1) * cfg.batch_size]]
             if len(batch) == 0:
@@ -257,7 +282,8 @@ def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str
             sched.step()
             total += float(loss.detach())
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        model = CompatModel(net, config)
+        model = CompatModel(net.eval(), config)
+        model.config["calibration"] = calibrate(model, data, seed=cfg.seed)
         val = run_benchmark(
             model,
             data.vectors,
@@ -278,10 +304,11 @@ def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str
         )
         key = val["fitb_accuracy"] + val.get("compatibility_auc", 0.0)
         if best is None or key > best[0]:
-            best = (key, {k: t.detach().clone() for k, t in net.state_dict().items()}, epoch + 1)
+            state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+            best = (key, state, epoch + 1, model.config["calibration"])
     assert best is not None
     net.load_state_dict(best[1])
-    model = CompatModel(net.eval(), {**config, "trained_epochs": best[2]})
+    model = CompatModel(net.eval(), {**config, "trained_epochs": best[2], "calibration": best[3]})
     return model, {"history": history, "best_epoch": best[2]}
 
 
@@ -305,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=LooksTrainConfig.batch_size)
     parser.add_argument("--negatives", type=int, default=LooksTrainConfig.negatives)
     parser.add_argument("--lr", type=float, default=LooksTrainConfig.lr)
-    parser.add_argument("--num-threads", type=int, default=2)
+    parser.add_argument(
+        "--num-threads", type=int, default=1, help="torch threads (1 is fastest on a busy CPU)"
+    )
     parser.add_argument("--max-items", type=int, default=None, help="first N catalog rows only")
     parser.add_argument("--eval-limit", type=int, default=None, help="cap val/test questions")
     parser.add_argument("--device", default="cpu", help="device of the joint model")
