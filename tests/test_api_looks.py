@@ -260,3 +260,18 @@ def test_service_without_model_answers_from_looks(
     gender = catalog[anchor].gender
     assert {p for p in partners if catalog[p].gender in {gender, "Unisex"}} <= ids
     assert all(it["reason"]["source"] == "look" for v in out["slots"].values() for it in v)
+
+
+def test_missing_looks_index_is_not_an_error(
+    cluster: Backend, products_index: str, compat: CompatModel, catalog: dict[str, Product]
+) -> None:
+    anchor, _ = _look_anchor("top")
+    svc = LookService(
+        cluster,
+        products_index=products_index,
+        looks_index=f"{TEST_PREFIX}-looks-missing-{uuid.uuid4().hex[:8]}",
+        model=compat,
+    )
+    out = svc.complete(CompleteRequest(item_id=anchor, slots=["shoes"]))
+    assert out["slots"]["shoes"]
+    assert all(it["reason"]["source"] == "model" for it in out["slots"]["shoes"])

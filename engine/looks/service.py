@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine.backend import Backend
-from engine.errors import InvalidInput, ModelUnavailable, NotFound
+from engine.errors import ClusterRequestError, InvalidInput, ModelUnavailable, NotFound
 from engine.looks.compat import CompatModel
 from engine.looks.slots import (
     NON_OUTFIT_ARTICLE_TYPES,
@@ -246,32 +246,32 @@ class LookService:
         if self.joint_loader is None:
             raise ModelUnavailable("photo queries need the joint model")
         joint = self.joint_loader()
-        vec = _unit(joint.embed_images([req.image])[0])
-        info: JSON = {"image": True}
+        pvec = _unit(joint.embed_images([req.image])[0])
+        pinfo: JSON = {"image": True}
         slot = req.query_slot
         if slot is None:
-            attrs = joint.predict_attributes(vec[None, :], top_k=1)[0]
+            attrs = joint.predict_attributes(pvec[None, :], top_k=1)[0]
 
             def top(name: str) -> str | None:
                 values = attrs.get(name) or {}
                 return max(values, key=values.get) if values else None  # type: ignore[arg-type]
 
             predicted = {k: top(k) for k in ("article_type", "sub_category", "master_category")}
-            info["predicted"] = predicted
+            pinfo["predicted"] = predicted
             slot = slot_for_fields(
                 predicted["article_type"], predicted["sub_category"], predicted["master_category"]
             )
             gender_probs = attrs.get("gender") or {}
             if gender_probs:
                 g, p = max(gender_probs.items(), key=lambda kv: kv[1])
-                info["predicted_gender"] = g
-                info["predicted_gender_probability"] = round(float(p), 4)
+                pinfo["predicted_gender"] = g
+                pinfo["predicted_gender_probability"] = round(float(p), 4)
             if slot is None:
-                slot = self._neighbour_slot(vec)
+                slot = self._neighbour_slot(pvec)
         if slot is None:
             raise InvalidInput("cannot tell which outfit slot the photo shows; pass query_slot")
-        info["slot"] = slot
-        return _Query(vec, slot, None, info)
+        pinfo["slot"] = slot
+        return _Query(pvec, slot, None, pinfo)
 
     def _check_version(self, version: Any) -> None:
         expected = self.model.config.get("joint_model_version") if self.model else None
@@ -301,16 +301,20 @@ class LookService:
     ) -> dict[str, tuple[float, str, str | None]]:
         """candidate id -> (similarity of the matched look item, look id, matched item)."""
         hits: list[tuple[float, JSON, str | None]] = []
+        bodies = [similar_look_items_query(q.vector, q.slot, self.look_k, gender=genders)]
+        if q.item_id is not None:
+            bodies.append(looks_with_item_query(q.item_id, self.look_k))
         try:
-            if q.item_id is not None:
-                res = self.backend.search(
-                    self.looks_index, looks_with_item_query(q.item_id, self.look_k)
-                )
-                hits.extend((1.0, h, q.item_id) for h in res["hits"]["hits"])
-            body = similar_look_items_query(q.vector, q.slot, self.look_k, gender=genders)
-            res = self.backend.search(self.looks_index, body)
+            responses = self.backend.msearch(self.looks_index, bodies)
         except NotFound:
             return {}
+        except ClusterRequestError as exc:
+            if exc.details.get("status") == 404:
+                return {}
+            raise
+        res = responses[0]
+        if q.item_id is not None:
+            hits.extend((1.0, h, q.item_id) for h in responses[1]["hits"]["hits"])
         for h in res["hits"]["hits"]:
             inner = h.get("inner_hits", {}).get("items", {}).get("hits", {}).get("hits", [])
             matched = inner[0]["_source"].get("item_id") if inner else None
@@ -327,26 +331,38 @@ class LookService:
                     out[iid] = (sim, str(src.get("look_id", h["_id"])), matched)
         return out
 
-    def _model_candidates(self, q: _Query, slot: str, filters: LookFilters) -> list[JSON]:
+    def _model_candidates(
+        self, q: _Query, slots: Sequence[str], filters: LookFilters
+    ) -> dict[str, list[JSON]]:
+        """Per target slot, the products nearest to the model's partner prototype (filtered
+        k-NN), all slots in one ``_msearch`` round trip."""
         assert self.model is not None
-        proto = self.model.prototype(q.vector, q.slot, slot)
-        flt = product_filters(
-            slot=slot,
-            genders=filters.genders,
-            min_price=filters.min_price,
-            max_price=filters.max_price,
-            in_stock=filters.in_stock,
-            brands=filters.brands,
-            exclude_ids=[q.item_id] if q.item_id else [],
-            exclude_article_types=sorted(NON_OUTFIT_ARTICLE_TYPES),
-        )
-        try:
-            res = self.backend.search(
-                self.products_index, knn_products_query(proto, self.pool_size, flt)
+        bodies = []
+        for slot in slots:
+            proto = self.model.prototype(q.vector, q.slot, slot)
+            flt = product_filters(
+                slot=slot,
+                genders=filters.genders,
+                min_price=filters.min_price,
+                max_price=filters.max_price,
+                in_stock=filters.in_stock,
+                brands=filters.brands,
+                exclude_ids=[q.item_id] if q.item_id else [],
+                exclude_article_types=sorted(NON_OUTFIT_ARTICLE_TYPES),
             )
+            bodies.append(knn_products_query(proto, self.pool_size, flt))
+        try:
+            responses = self.backend.msearch(self.products_index, bodies)
         except NotFound:
-            return []
-        return [h["_source"] | {"id": h["_id"]} for h in res["hits"]["hits"]]
+            return {}
+        except ClusterRequestError as exc:
+            if exc.details.get("status") == 404:
+                return {}
+            raise
+        return {
+            slot: [h["_source"] | {"id": h["_id"]} for h in res["hits"]["hits"]]
+            for slot, res in zip(slots, responses, strict=True)
+        }
 
     # ------------------------------------------------------------------ main
     def complete(self, req: CompleteRequest) -> JSON:
@@ -382,15 +398,18 @@ class LookService:
                 self.products_index, sorted(evidence), source_excludes=CANDIDATE_EXCLUDES
             )
             for iid, doc in docs.items():
-                slot = look_slot(doc)
+                doc_slot = look_slot(doc)
                 vec = item_vector(doc)
-                if slot not in cands or vec is None or not filters.accepts(doc):
+                if doc_slot not in cands or vec is None or not filters.accepts(doc):
                     continue
                 sim, look_id, matched = evidence[iid]
-                cands[slot][iid] = _Candidate(doc | {"id": iid}, _unit(vec), sim, look_id, matched)
+                cands[doc_slot][iid] = _Candidate(
+                    doc | {"id": iid}, _unit(vec), sim, look_id, matched
+                )
         if self.model is not None:
+            pools = self._model_candidates(q, targets, filters)
             for slot in targets:
-                for doc in self._model_candidates(q, slot, filters):
+                for doc in pools.get(slot, []):
                     vec = item_vector(doc)
                     if vec is None:
                         continue

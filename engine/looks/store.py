@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from engine.looks.format import Look
 from engine.looks.slots import slot_for
 
@@ -139,7 +141,7 @@ def product_filters(
 
 
 def knn_products_query(
-    vector: Sequence[float], k: int, filter_: JSON, field: str = "joint_embedding"
+    vector: Sequence[float] | np.ndarray, k: int, filter_: JSON, field: str = "joint_embedding"
 ) -> JSON:
     """k-NN over product vectors with efficient (Lucene) filtering; returns vectors too."""
     return {
@@ -152,7 +154,7 @@ def knn_products_query(
 
 
 def similar_look_items_query(
-    vector: Sequence[float],
+    vector: Sequence[float] | np.ndarray,
     slot: str | None,
     k: int,
     *,

@@ -21,6 +21,7 @@ Metrics:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -97,7 +98,8 @@ def evaluate(
     look_items = {it.item_id for lk in test_looks for it in lk.items}
     needed = {p.id for p in eligible} | look_items
     products = [by_id[i] for i in sorted(needed, key=lambda s: (len(s), s))]
-    key = ("looks_item_vectors", tuple(p.id for p in products))
+    digest = hashlib.sha1("\n".join(p.id for p in products).encode()).hexdigest()
+    key = f"looks_item_vectors:{digest}"
     vectors = ctx.cache.get(key)
     if vectors is None:
         vectors = vector_fn(products)
