@@ -19,10 +19,10 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from engine.api.deps import StateDep
 from engine.api.state import AppState
+from engine.api.uploads import FORM_OVERHEAD, is_multipart, read_photo_form
 from engine.errors import InvalidInput, ModelUnavailable, PayloadTooLarge
 from engine.looks.service import MAX_SIZE, CompleteRequest, LookFilters, LookService
 
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["complete the look"])
 
-FORM_OVERHEAD = 64 * 1024
 COMPAT_KEY = "compat"
 SERVICE_KEY = "looks_service"
 
@@ -147,44 +146,6 @@ def _request(opts: CompleteOptions, **query: Any) -> CompleteRequest:
     )
 
 
-async def _multipart(request: Request, state: AppState) -> tuple[bytes, dict[str, Any]]:
-    api = state.settings.api
-    declared = request.headers.get("content-length")
-    limit = api.max_upload_bytes + FORM_OVERHEAD
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is too large: {declared} bytes > {limit} bytes")
-    try:
-        form = await request.form(max_files=2, max_fields=32)
-    except Exception as exc:  # noqa: BLE001 - malformed multipart is the client's error
-        raise InvalidInput(f"malformed multipart body: {exc}") from exc
-    try:
-        upload = form.get("file") or form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("multipart body needs a 'file' part with the photo")
-        data = await upload.read(api.max_upload_bytes + 1)
-        fields: dict[str, Any] = {}
-        for key in form:
-            if key in ("file", "image"):
-                continue
-            values = [v for v in form.getlist(key) if isinstance(v, str)]
-            if not values:
-                continue
-            if key == "slots":
-                fields[key] = [s.strip() for v in values for s in v.split(",") if s.strip()]
-            elif key in ("filters", "size_per_slot"):
-                try:
-                    fields[key] = json.loads(values[0]) if values[0].strip() else {}
-                except json.JSONDecodeError as exc:
-                    raise InvalidInput(f"'{key}' must be a JSON object: {exc}") from exc
-            else:
-                fields[key] = values[0]
-    finally:
-        await form.close()
-    if len(data) > api.max_upload_bytes:
-        raise PayloadTooLarge(f"image is too large: more than {api.max_upload_bytes} bytes")
-    return data, fields
-
-
 def _body_doc() -> dict[str, Any]:
     form_props: dict[str, Any] = {
         "file": {"type": "string", "format": "binary", "description": "the query photo"},
@@ -224,8 +185,15 @@ async def complete_the_look(request: Request, state: StateDep) -> dict[str, Any]
     from engine.search.inputs import image_from_base64, image_from_bytes
 
     api = state.settings.api
-    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        data, fields = await _multipart(request, state)
+    if is_multipart(request):
+        data, fields = await read_photo_form(
+            request,
+            api,
+            max_fields=32,
+            list_fields=("slots",),
+            json_fields=("filters", "size_per_slot"),
+            limit_details=False,
+        )
         opts = _validate(CompleteOptions, fields)
 
         def run_upload() -> dict[str, Any]:

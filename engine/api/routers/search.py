@@ -20,10 +20,15 @@ from fastapi.exceptions import RequestValidationError
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from engine.api.deps import StateDep
 from engine.api.state import AppState
+from engine.api.uploads import (
+    FORM_OVERHEAD,
+    check_content_length,
+    is_multipart,
+    read_photo_form,
+)
 from engine.errors import InvalidInput, PayloadTooLarge
 from engine.search.inputs import (
     image_from_base64,
@@ -47,7 +52,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/search", tags=["search"])
 
 SERVICE_KEY = "search_service"
-FORM_OVERHEAD = 64 * 1024  # multipart boundaries and form fields around the photo
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -122,22 +126,8 @@ def _validate(model: type[M], data: Any) -> M:
         raise RequestValidationError(errors) from None
 
 
-def _check_length(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"request body is too large: {declared} bytes > limit of {limit} bytes",
-            size=int(declared),
-            max_bytes=limit,
-        )
-
-
-def _is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
-
-
 async def _json_body(request: Request, limit: int) -> Any:
-    _check_length(request, limit)
+    check_content_length(request, limit)
     raw = await request.body()
     if len(raw) > limit:
         raise PayloadTooLarge(
@@ -151,47 +141,6 @@ async def _json_body(request: Request, limit: int) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
-
-
-async def _multipart(
-    request: Request, state: AppState, list_fields: tuple[str, ...] = ()
-) -> tuple[bytes, dict[str, Any]]:
-    """(photo bytes, option fields) of a multipart request."""
-    api = state.settings.api
-    _check_length(request, api.max_upload_bytes + FORM_OVERHEAD)
-    try:
-        form = await request.form(max_files=2, max_fields=64)
-    except Exception as exc:  # noqa: BLE001 - malformed multipart is the client's error
-        raise InvalidInput(f"malformed multipart body: {exc}") from exc
-    try:
-        upload = form.get("file") or form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("multipart body needs a 'file' part with the photo")
-        data = await upload.read(api.max_upload_bytes + 1)
-        fields: dict[str, Any] = {}
-        for key in form:
-            if key in ("file", "image"):
-                continue
-            values = [v for v in form.getlist(key) if isinstance(v, str)]
-            if not values:
-                continue
-            if key in list_fields:
-                fields[key] = [s for v in values for s in v.split(",") if s.strip()]
-            elif key == "filters":
-                try:
-                    fields[key] = json.loads(values[0]) if values[0].strip() else {}
-                except json.JSONDecodeError as exc:
-                    raise InvalidInput(f"'filters' must be a JSON object: {exc}") from exc
-            else:
-                fields[key] = values[0]
-    finally:
-        await form.close()
-    if len(data) > api.max_upload_bytes:
-        raise PayloadTooLarge(
-            f"image is too large: more than {api.max_upload_bytes} bytes",
-            max_bytes=api.max_upload_bytes,
-        )
-    return data, fields
 
 
 def _load_image(source: ImageSource, state: AppState) -> Image.Image | None:
@@ -246,8 +195,8 @@ async def search_image(request: Request, state: StateDep) -> SearchResponse:
     similarity-weighted vote of its nearest catalog photos; k-NN restricted to that type when
     confident (``category=off`` disables); optional Hamming coarse pass (``coarse``)."""
     svc = get_service(state)
-    if _is_multipart(request):
-        data, fields = await _multipart(request, state)
+    if is_multipart(request):
+        data, fields = await read_photo_form(request, state.settings.api, max_fields=64)
         opts = _validate(ImageOptions, fields)
 
         def run_upload() -> SearchResponse:
@@ -305,9 +254,10 @@ async def search_compose(request: Request, state: StateDep) -> SearchResponse:
     similarity x P(wanted value) x (1 - P(unwanted value)). ``text`` is parsed into wanted and
     unwanted words ("this shirt but in black, not striped")."""
     svc = get_service(state)
-    lists = ("wanted", "unwanted")
-    if _is_multipart(request):
-        data, fields = await _multipart(request, state, list_fields=lists)
+    if is_multipart(request):
+        data, fields = await read_photo_form(
+            request, state.settings.api, max_fields=64, list_fields=("wanted", "unwanted")
+        )
         opts = _validate(ComposeOptions, fields)
 
         def run_upload() -> SearchResponse:
