@@ -462,10 +462,13 @@ class SearchService:
         explain: bool = False,
     ) -> SearchResponse:
         """Products that look like a photo."""
-        t0 = time.perf_counter()
-        vec = self.embed_image(image)
-        return self._vector_search(
-            vec, filters, size=size, category=category, coarse=coarse, explain=explain, t0=t0
+        return self._search_query_vector(
+            lambda: self.embed_image(image),
+            filters,
+            size=size,
+            category=category,
+            coarse=coarse,
+            explain=explain,
         )
 
     def search_by_vector(
@@ -479,10 +482,35 @@ class SearchService:
         explain: bool = False,
     ) -> SearchResponse:
         """Image search from a precomputed joint image embedding (same pipeline)."""
+        return self._search_query_vector(
+            lambda: np.asarray(vector, dtype=np.float32).reshape(-1),
+            filters,
+            size=size,
+            category=category,
+            coarse=coarse,
+            explain=explain,
+        )
+
+    def _search_query_vector(
+        self,
+        query_vector: Callable[[], np.ndarray],
+        filters: Filters,
+        *,
+        size: int,
+        category: str,
+        coarse: bool | None,
+        explain: bool,
+    ) -> SearchResponse:
+        """Image search of ``query_vector()``; ``took_ms`` includes computing it (encoding)."""
         t0 = time.perf_counter()
-        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
         return self._vector_search(
-            vec, filters, size=size, category=category, coarse=coarse, explain=explain, t0=t0
+            query_vector(),
+            filters,
+            size=size,
+            category=category,
+            coarse=coarse,
+            explain=explain,
+            t0=t0,
         )
 
     def item_vector(self, item_id: str, fields: Sequence[str] = ()) -> tuple[np.ndarray, dict]:
