@@ -31,14 +31,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import InvalidInput, ModelUnavailable
+from engine.errors import InvalidInput
 from engine.looks.slots import SLOTS
+from engine.models.checkpoints import CheckpointKind, load_weights, read_checkpoint
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "compat.pt"
 CHECKPOINT_FORMAT = "outfit-compat/1"
+COMPAT_CHECKPOINT = CheckpointKind(
+    format=CHECKPOINT_FORMAT,
+    default=DEFAULT_CHECKPOINT,
+    filename="compat.pt",
+    missing="compatibility model not found at {ckpt}; train one with "
+    "`python -m engine.train.looks`",
+    unreadable="cannot read compatibility model {ckpt}: {exc}",
+    wrong_format="{ckpt} is not a compatibility model ({format})",
+    mismatch="{ckpt} does not match its config: {exc}",
+)
 
 SLOT_INDEX: dict[str, int] = {s: i for i, s in enumerate(SLOTS)}
 # Unordered slot pairs (including a slot with itself: accessory + accessory).
@@ -234,27 +245,10 @@ class CompatModel:
     @classmethod
     def load(cls, path: Path | None = None, device: str = "cpu") -> CompatModel:
         """Load a checkpoint (None = the one shipped in ``engine/looks/weights/``)."""
-        ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
-        if ckpt.is_dir():
-            ckpt = ckpt / "compat.pt"
-        if not ckpt.is_file():
-            raise ModelUnavailable(
-                f"compatibility model not found at {ckpt}; train one with "
-                "`python -m engine.train.looks`",
-                path=str(ckpt),
-            )
-        try:
-            state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is an unusable model
-            raise ModelUnavailable(f"cannot read compatibility model {ckpt}: {exc}") from exc
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ModelUnavailable(f"{ckpt} is not a compatibility model ({CHECKPOINT_FORMAT})")
+        ckpt, state = read_checkpoint(path, COMPAT_CHECKPOINT)
         config = dict(state.get("config", {}))
         net = build_net(config)
-        try:
-            net.load_state_dict({k: v.float() for k, v in state["weights"].items()}, strict=True)
-        except RuntimeError as exc:
-            raise ModelUnavailable(f"{ckpt} does not match its config: {exc}") from exc
+        load_weights(net, state["weights"], ckpt, COMPAT_CHECKPOINT)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         return cls(net, config, device=device)

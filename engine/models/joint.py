@@ -25,6 +25,7 @@ from torch import nn
 from engine.catalog import Product
 from engine.errors import InvalidInput, ModelUnavailable
 from engine.models.binary import BinaryCoder
+from engine.models.checkpoints import CheckpointKind, load_weights, read_checkpoint
 from engine.models.encoders import (
     TEXT_FEATURE_DIM,
     ImageEncoder,
@@ -39,6 +40,16 @@ logger = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "joint.pt"
 CHECKPOINT_FORMAT = "outfit-joint/1"
+JOINT_CHECKPOINT = CheckpointKind(
+    format=CHECKPOINT_FORMAT,
+    default=DEFAULT_CHECKPOINT,
+    filename="joint.pt",
+    missing="joint model checkpoint not found at {ckpt}; train one with "
+    "`python -m engine.train joint`",
+    unreadable="cannot read joint checkpoint {ckpt}: {exc}",
+    wrong_format="{ckpt} is not a joint model checkpoint ({format})",
+    mismatch="checkpoint {ckpt} does not match its config: {exc}",
+)
 
 # Attribute name -> how to read it from a Product.
 ATTRIBUTE_FIELDS: dict[str, str] = {
@@ -216,6 +227,19 @@ class JointModel:
             )
         return self._text_encoder
 
+    def accelerate(self, threads: int | None = None) -> str:
+        """Run the frozen backbones with ONNX Runtime when available and equivalent to PyTorch
+        (:func:`engine.models.accel.accelerate`); returns e.g. ``'image=onnx text=onnx'``."""
+        from engine.models.accel import accelerate
+
+        image, text = accelerate(self.image_encoder, self.text_encoder, threads=threads)
+        self._image_encoder, self._text_encoder = image, text
+
+        def kind(x: Any) -> str:
+            return "onnx" if type(x).__name__.startswith("Onnx") else "torch"
+
+        return f"image={kind(image)} text={kind(text)}"
+
     def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Backbone + colour inputs (N, IMAGE_INPUT_DIM): compute once, reuse for everything."""
         return image_inputs(list(images), self.image_encoder)
@@ -343,30 +367,11 @@ class JointModel:
         num_threads: int | None = None,
     ) -> JointModel:
         """Load a checkpoint (None = the one shipped in ``engine/models/weights/``)."""
-        ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
-        if ckpt.is_dir():
-            ckpt = ckpt / "joint.pt"
-        if not ckpt.is_file():
-            raise ModelUnavailable(
-                f"joint model checkpoint not found at {ckpt}; train one with "
-                "`python -m engine.train joint`",
-                path=str(ckpt),
-            )
-        try:
-            state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is an unusable checkpoint
-            raise ModelUnavailable(f"cannot read joint checkpoint {ckpt}: {exc}") from exc
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ModelUnavailable(
-                f"{ckpt} is not a joint model checkpoint ({CHECKPOINT_FORMAT})", path=str(ckpt)
-            )
+        ckpt, state = read_checkpoint(path, JOINT_CHECKPOINT)
         config = dict(state["config"])
         vocab = {str(k): [str(v) for v in vals] for k, vals in state["attribute_vocab"].items()}
         net = build_net(config, vocab)
-        try:
-            net.load_state_dict({k: v.float() for k, v in state["weights"].items()}, strict=True)
-        except RuntimeError as exc:
-            raise ModelUnavailable(f"checkpoint {ckpt} does not match its config: {exc}") from exc
+        load_weights(net, state["weights"], ckpt, JOINT_CHECKPOINT)
         binary = None
         if state.get("binary") is not None:
             binary = BinaryCoder.from_state({k: v.numpy() for k, v in state["binary"].items()})

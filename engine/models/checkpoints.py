@@ -1,0 +1,64 @@
+"""Reading our torch checkpoints: one loader for every model saved as a ``format``-tagged dict.
+
+A checkpoint is ``torch.save`` of a dict with at least ``format`` (e.g. ``outfit-joint/1``) and
+``weights`` (a state dict, possibly half precision). Whatever makes it unusable -> missing,
+unreadable, another format, weights that do not fit the network -> :class:`ModelUnavailable`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.errors import ModelUnavailable
+
+
+@dataclass(frozen=True)
+class CheckpointKind:
+    """A kind of checkpoint and the wording of its errors.
+
+    Messages are ``str.format`` templates over ``ckpt`` (the resolved path), ``format`` and, for
+    ``unreadable`` and ``mismatch``, ``exc`` (the underlying error).
+    """
+
+    format: str
+    default: Path  # used when no path is given
+    filename: str  # looked up inside a directory path
+    missing: str
+    unreadable: str
+    wrong_format: str
+    mismatch: str
+
+
+def read_checkpoint(path: Path | str | None, kind: CheckpointKind) -> tuple[Path, dict[str, Any]]:
+    """(resolved path, state dict) of a checkpoint file, or a directory holding one."""
+    ckpt = Path(path) if path is not None else kind.default
+    if ckpt.is_dir():
+        ckpt = ckpt / kind.filename
+    if not ckpt.is_file():
+        raise ModelUnavailable(kind.missing.format(ckpt=ckpt, format=kind.format), path=str(ckpt))
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is an unusable checkpoint
+        raise ModelUnavailable(
+            kind.unreadable.format(ckpt=ckpt, format=kind.format, exc=exc)
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != kind.format:
+        raise ModelUnavailable(
+            kind.wrong_format.format(ckpt=ckpt, format=kind.format), path=str(ckpt)
+        )
+    return ckpt, state
+
+
+def load_weights(net: nn.Module, weights: dict[str, Any], ckpt: Path, kind: CheckpointKind) -> None:
+    """Load a checkpoint's (possibly half-precision) weights into ``net`` as float32, strictly."""
+    try:
+        net.load_state_dict({k: v.float() for k, v in weights.items()}, strict=True)
+    except RuntimeError as exc:
+        raise ModelUnavailable(
+            kind.mismatch.format(ckpt=ckpt, format=kind.format, exc=exc)
+        ) from exc
