@@ -1,11 +1,30 @@
-"""``python -m engine.train <command>``: training entry points (``joint``)."""
+"""``python -m engine.train <command>``: training entry points (``joint``, ``looks``, ``ltr``).
+
+``looks`` and ``ltr`` are also runnable as ``python -m engine.train.looks`` and
+``python -m engine.train.ltr``; the arguments after the command go to that module's CLI.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
-USAGE = "usage: python -m engine.train joint [--help]"
+# command -> (module with main(argv) -> int, one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "joint": ("engine.train.joint", "joint image-text model (engine/models/weights/joint.pt)"),
+    "looks": (
+        "engine.train.looks",
+        "complete-the-look compatibility model (engine/looks/weights/compat.pt)",
+    ),
+    "ltr": ("engine.train.ltr", "GBDT+LR search re-ranker (engine/ltr/weights/)"),
+}
+
+USAGE = (
+    "usage: python -m engine.train {joint,looks,ltr} [--help] [options]\n\ncommands:\n"
+    + "".join(f"  {name:<7}{desc}\n" for name, (_, desc) in COMMANDS.items())
+    + "\n`python -m engine.train COMMAND --help` lists a command's options."
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,15 +33,15 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"unknown command {command!r}\n{USAGE}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if command == "joint":
-        from engine.train.joint import main as joint_main
-
-        return joint_main(rest)
-    print(f"unknown command {command!r}\n{USAGE}", file=sys.stderr)
-    return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    code: int = module.main(rest)
+    return code
 
 
 if __name__ == "__main__":
