@@ -201,6 +201,11 @@ class Backend:
         with _translate(f"get settings {index}"):
             return dict(self.client.indices.get_settings(index=index))
 
+    def put_settings(self, index: str, body: JSON) -> None:
+        """Update dynamic index settings (a ``None`` value resets one to its default)."""
+        with _translate(f"put settings {index}"):
+            self.client.indices.put_settings(index=index, body=body)
+
     def refresh(self, index: str) -> None:
         with _translate(f"refresh {index}"):
             self.client.indices.refresh(index=index)

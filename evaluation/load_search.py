@@ -48,22 +48,20 @@ def serve(settings: Settings, index: str, host: str, port: int) -> None:
     """Run the API with the search service bound to ``index`` (blocks)."""
     import uvicorn
 
-    from engine.api.app import create_app
+    from engine.api.app import create_app, default_loaders
     from engine.backend import Backend
-    from engine.models.joint import JointModel
     from engine.search.service import SearchService
 
     backend = Backend.from_settings(settings)
     lock = threading.Lock()
     holder: dict[str, Any] = {}
 
+    load_joint = default_loaders(settings)["joint"]  # the API's own loader (ONNX backbones)
+
     def joint() -> Any:
         with lock:
             if "m" not in holder:
-                ms = settings.models
-                holder["m"] = JointModel.load(
-                    ms.joint_checkpoint, ms.device, num_threads=ms.num_threads
-                )
+                holder["m"] = load_joint()
             return holder["m"]
 
     def service() -> SearchService:

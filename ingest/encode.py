@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from engine.catalog import Product
+from engine.models.feature_cache import FEATURE_VERSION, FeatureCache, text_key
 from engine.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,13 @@ class Encoder(Protocol):
     def codes(self, embeddings: np.ndarray) -> np.ndarray | None: ...
 
 
+def open_text_cache(folder: Path) -> FeatureCache:
+    """The MiniLM text feature cache in ``folder`` (the file training uses)."""
+    from engine.models.encoders import TEXT_FEATURE_DIM
+
+    return FeatureCache(Path(folder) / f"text_minilm_{FEATURE_VERSION}.npz", TEXT_FEATURE_DIM)
+
+
 def checkpoint_version(path: Path) -> str:
     """``<file stem>-<sha1 of the checkpoint bytes, 12 hex>``: changes whenever weights change."""
     h = hashlib.sha1()
@@ -71,8 +79,13 @@ class JointEncoder:
         *,
         image_backbone: Any = None,
         text_backbone: Any = None,
+        text_cache: FeatureCache | None = None,
+        save_text_cache: bool = True,
     ) -> None:
         self.model = model
+        # frozen MiniLM features by text_key(text): hits skip the text backbone entirely
+        self.text_cache = text_cache
+        self.save_text_cache = save_text_cache
         self.model_version = model_version
         self.dim = int(model.dim)
         # objects with .features(images) / .encode(texts); default: the model's own encoders
@@ -98,10 +111,17 @@ class JointEncoder:
 
     @classmethod
     def load(
-        cls, settings: Settings, *, batch_size: int | None = None, accelerate: bool = True
+        cls,
+        settings: Settings,
+        *,
+        batch_size: int | None = None,
+        accelerate: bool = True,
+        feature_cache: Path | None = None,
     ) -> JointEncoder:
         """Load the joint model once; ``accelerate``: run the frozen backbones with ONNX
-        Runtime on CPU when available and numerically equivalent (see :mod:`ingest.accel`)."""
+        Runtime on CPU when available and numerically equivalent (see :mod:`engine.models.accel`);
+        ``feature_cache``: a folder of backbone feature caches (``text_minilm_v1.npz``, the file
+        ``python -m engine.train joint`` also fills) read before, and updated after, encoding."""
         from engine.models.joint import DEFAULT_CHECKPOINT, JointModel
 
         path = settings.models.joint_checkpoint
@@ -114,10 +134,14 @@ class JointEncoder:
             batch_size=batch_size or settings.models.batch_size,
             num_threads=settings.models.num_threads,
         )
-        encoder = cls(model, checkpoint_version(ckpt))
+        encoder = cls(
+            model,
+            checkpoint_version(ckpt),
+            text_cache=open_text_cache(feature_cache) if feature_cache is not None else None,
+        )
         encoder.warm_up()
-        if accelerate:
-            from ingest.accel import accelerate as run_accelerated
+        if accelerate and settings.models.onnx:
+            from engine.models.accel import accelerate as run_accelerated
 
             threads = settings.models.num_threads
             image, text = run_accelerated(model.image_encoder, model.text_encoder, threads=threads)
@@ -148,8 +172,26 @@ class JointEncoder:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        features = self.text_backbone.encode([str(t) for t in texts])
+        texts = [str(t) for t in texts]
+        cache = self.text_cache
+        if cache is None:
+            features = self.text_backbone.encode(texts)
+        else:
+            keys = [text_key(t) for t in texts]
+            missing = list(dict.fromkeys(k for k in keys if k not in cache))
+            if missing:
+                first = {k: t for k, t in zip(keys, texts, strict=True)}
+                cache.add(missing, self.text_backbone.encode([first[k] for k in missing]))
+            features = cache.get(keys)
         return np.asarray(self.model.embed_text_features(features))
+
+    def flush(self) -> None:
+        """Persist new entries of the text feature cache (called once at the end of a run)."""
+        if self.text_cache is not None and self.save_text_cache and self.text_cache.dirty:
+            self.text_cache.save()
+            logger.info(
+                "text feature cache %s: %d entries", self.text_cache.path, len(self.text_cache)
+            )
 
     def attributes(self, embeddings: np.ndarray, top_k: int) -> list[dict[str, dict[str, float]]]:
         if embeddings.shape[0] == 0:

@@ -28,7 +28,7 @@ import resource
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +50,13 @@ from engine.documents import (
     plain_fields,
     product_to_document,
 )
-from engine.errors import ClusterUnavailable, IngestAborted, InvalidImage, InvalidInput
+from engine.errors import (
+    ClusterUnavailable,
+    EngineError,
+    IngestAborted,
+    InvalidImage,
+    InvalidInput,
+)
 from engine.settings import Settings
 from ingest.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from ingest.encode import Encoder, JointEncoder, PreparedImage
@@ -83,6 +89,10 @@ class PipelineOptions:
     bulk_retries: int = 5
     bulk_backoff_s: float = 1.0
     refresh: bool = True  # refresh the index at the end so searches see the documents
+    # While a run indexes, refresh every ``bulk_refresh_interval`` instead of the index's own
+    # (1 s) interval: a slow stream of refreshes makes many tiny segments whose HNSW graphs are
+    # rebuilt on every merge. The index's value is restored at the end; None keeps it as is.
+    bulk_refresh_interval: str | None = "30s"
     http_timeout_s: float = 10.0
     http_retries: int = 2
     max_image_bytes: int = 10 * 1024 * 1024
@@ -534,13 +544,15 @@ def ingest_products(
     encoder: Encoder | None = None,
     options: PipelineOptions | None = None,
     progress: bool = True,
+    feature_cache: Path | None = None,
 ) -> IngestReport:
     """Ingest a catalog into the products index (default ``settings.cluster.products_index``).
 
     Returns this run's :class:`IngestReport`. Raises :class:`engine.errors.IngestAborted` (the
     partial report as ``exc.report``) when the cluster goes away: the checkpoint then covers
     every acknowledged batch and ``resume=True`` continues after it. ``encoder`` / ``backend``
-    default to the trained joint model and the configured cluster.
+    default to the trained joint model and the configured cluster; ``feature_cache`` is a
+    folder of frozen backbone features reused by content (see :func:`ingest.encode.open_text_cache`).
     """
     t_start = time.perf_counter()
     opts = options or PipelineOptions()
@@ -590,7 +602,7 @@ def ingest_products(
     backend.ensure_index(index)
     if encoder is None:
         t0 = time.perf_counter()
-        encoder = JointEncoder.load(settings, batch_size=batch_size)
+        encoder = JointEncoder.load(settings, batch_size=batch_size, feature_cache=feature_cache)
         report.model_load_seconds = time.perf_counter() - t0
     report.model_version = encoder.model_version
 
@@ -614,6 +626,7 @@ def ingest_products(
         max_pixels=opts.max_image_pixels,
         draft_size=opts.draft_size,
     )
+    restore_refresh = _slow_refresh(backend, index, opts.bulk_refresh_interval)
     pipe = _ProductPipeline(backend, encoder, index, image_options, opts, workers, report)
     jobs: queue.Queue[_IndexJob | None] = queue.Queue(maxsize=max(1, opts.index_queue))
     indexer = _Indexer(backend, jobs, report, writer, cp, cp_path, opts, bar)
@@ -648,14 +661,22 @@ def ingest_products(
         err = indexer.error if isinstance(exc, _IndexerStopped) else exc
         _stop_indexer(jobs, indexer)
         _finish(pipe, bar, writer, report, t_start)
+        with contextlib.suppress(EngineError):
+            restore_refresh()
         if isinstance(err, ClusterUnavailable):
             raise _aborted(report, err, cp.rows_done) from err
         raise err or RuntimeError("the indexing thread stopped") from None
     except BaseException:
         _stop_indexer(jobs, indexer)
         _finish(pipe, bar, writer, report, t_start)
+        with contextlib.suppress(EngineError):
+            restore_refresh()
         raise
     _finish(pipe, bar, writer, report, t_start)
+    try:
+        restore_refresh()
+    except ClusterUnavailable as exc:
+        raise _aborted(report, exc, cp.rows_done) from exc
     if not source.rows_left:
         cp.completed = True
         save_checkpoint(cp, cp_path)
@@ -671,6 +692,31 @@ def ingest_products(
     return report
 
 
+def _slow_refresh(backend: Backend, index: str, interval: str | None) -> Callable[[], None]:
+    """Set the index's refresh interval to ``interval`` for the run; returns the undo.
+
+    A value equal to ``interval`` found on the index is taken as left behind by an interrupted
+    run, and is reset to the cluster default (1 s) by the undo."""
+    if interval is None:
+        return lambda: None
+    current = (
+        backend.get_settings(index)
+        .get(index, {})
+        .get("settings", {})
+        .get("index", {})
+        .get("refresh_interval")
+    )
+    if current == "-1":  # the operator switched refreshes off: leave it so
+        return lambda: None
+    backend.put_settings(index, {"index": {"refresh_interval": interval}})
+    original = None if current in (None, interval) else current
+
+    def undo() -> None:
+        backend.put_settings(index, {"index": {"refresh_interval": original}})
+
+    return undo
+
+
 def _finish(
     pipe: _ProductPipeline,
     bar: Any,
@@ -681,6 +727,9 @@ def _finish(
     pipe.close()
     bar.close()
     writer.close()
+    flush = getattr(pipe.encoder, "flush", None)
+    if callable(flush):
+        flush()
     secs, n = pipe.worker_time
     report.add_time("image", secs, n)
     report.wall_seconds = time.perf_counter() - t_start

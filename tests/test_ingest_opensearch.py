@@ -24,8 +24,8 @@ from PIL import Image
 
 from engine.backend import Backend
 from engine.errors import ClusterUnavailable, IngestAborted
+from engine.models.accel import onnx_available
 from engine.settings import ModelSettings, Settings
-from ingest.accel import onnx_available
 from ingest.encode import JointEncoder
 from ingest.pipeline import delete_products, ingest_products, update_products
 from ingest.readers import write_jsonl
@@ -124,6 +124,9 @@ def test_sample_ingest_idempotent_update_delete(
     assert r.read == len(expected) and r.failed == 0 and r.indexed == len(expected)
     assert cluster.count(products_index) == len(expected)
     assert {i for i, _ in cluster.iter_ids(products_index)} == expected
+    # the slower refresh used while indexing is undone (the template's 1s again)
+    index_settings = cluster.get_settings(products_index)[products_index]["settings"]["index"]
+    assert index_settings.get("refresh_interval", "1s") == "1s"
 
     doc = cluster.get(products_index, "10018")
     assert len(doc["image_embedding"]) == 256 and len(doc["joint_embedding"]) == 256

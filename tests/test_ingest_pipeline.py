@@ -22,7 +22,7 @@ from engine.errors import ClusterUnavailable, IngestAborted, InvalidInput
 from engine.settings import Settings
 from ingest import __main__ as cli
 from ingest.encode import PreparedImage
-from ingest.pipeline import delete_products, ingest_products, update_products
+from ingest.pipeline import PipelineOptions, delete_products, ingest_products, update_products
 from ingest.report import IngestReport
 
 DIM = 16
@@ -35,6 +35,8 @@ class FakeBackend:
         self.indices: dict[str, dict[str, dict[str, Any]]] = {}
         self.bulk_calls = 0
         self.fail_bulk_at: int | None = None  # raise ClusterUnavailable on this call number
+        self.settings: dict[str, dict[str, Any]] = {}
+        self.refresh_during_bulk: set[Any] = set()
 
     def ensure_index(self, index: str) -> bool:
         created = index not in self.indices
@@ -61,6 +63,8 @@ class FakeBackend:
         if not batch:
             return 0, []
         self.bulk_calls += 1
+        for a in batch:
+            self.refresh_during_bulk.add(self.settings.get(a["_index"], {}).get("refresh_interval"))
         if self.fail_bulk_at is not None and self.bulk_calls >= self.fail_bulk_at:
             raise ClusterUnavailable("bulk indexing: cluster unreachable after 5 retries")
         ok, errors = 0, []
@@ -91,6 +95,17 @@ class FakeBackend:
 
     def refresh(self, index: str) -> None:
         pass
+
+    def get_settings(self, index: str) -> dict[str, Any]:
+        return {index: {"settings": {"index": dict(self.settings.get(index, {}))}}}
+
+    def put_settings(self, index: str, body: dict[str, Any]) -> None:
+        current = self.settings.setdefault(index, {})
+        for k, v in body["index"].items():
+            if v is None:
+                current.pop(k, None)
+            else:
+                current[k] = v
 
 
 def _vec(key: str) -> np.ndarray:
@@ -384,3 +399,68 @@ def test_cli_exit_code_2_when_cluster_goes_away(
 
     monkeypatch.setattr(cli, "ingest_products", bad_input)
     assert cli.main(["products", "--catalog", str(catalog)]) == 1
+
+
+def test_refresh_interval_slowed_during_ingest_and_restored(data: dict[str, Path]) -> None:
+    backend = FakeBackend()
+    backend.settings["test-products"] = {"refresh_interval": "5s"}
+    _run(Settings(), data, backend)
+    assert backend.refresh_during_bulk == {"30s"}
+    assert backend.settings["test-products"] == {"refresh_interval": "5s"}
+    # a value left behind by an interrupted run is reset to the default, not kept
+    backend.settings["test-products"] = {"refresh_interval": "30s"}
+    backend.refresh_during_bulk.clear()
+    _run(Settings(), data, backend, encoder=FakeEncoder("fake-2"))
+    assert backend.refresh_during_bulk == {"30s"}
+    assert backend.settings["test-products"] == {}
+    # the operator's "-1" (refresh off) and PipelineOptions(bulk_refresh_interval=None) are kept
+    backend.settings["test-products"] = {"refresh_interval": "-1"}
+    _run(Settings(), data, backend, encoder=FakeEncoder("fake-3"))
+    assert backend.settings["test-products"] == {"refresh_interval": "-1"}
+    backend.settings["test-products"] = {}
+    backend.refresh_during_bulk.clear()
+    opts = PipelineOptions(bulk_refresh_interval=None)
+    _run(Settings(), data, backend, encoder=FakeEncoder("fake-4"), options=opts)
+    assert backend.refresh_during_bulk == {None} and backend.settings["test-products"] == {}
+
+
+def test_refresh_interval_restored_when_the_cluster_goes_away(data: dict[str, Path]) -> None:
+    backend = FakeBackend()
+    backend.fail_bulk_at = 2
+    with pytest.raises(IngestAborted):
+        _run(Settings(), data, backend)
+    assert backend.settings["test-products"] == {}
+
+
+class CountingTextBackbone:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.seen.extend(texts)
+        return np.stack([_vec(t) for t in texts]).astype(np.float32)
+
+
+class IdentityModel:
+    dim = DIM
+
+    def embed_text_features(self, feats: np.ndarray) -> np.ndarray:
+        return feats
+
+
+def test_text_feature_cache_skips_the_backbone(tmp_path: Path) -> None:
+    from engine.models.feature_cache import FeatureCache, text_key
+    from ingest.encode import JointEncoder
+
+    cache = FeatureCache(tmp_path / "text_minilm_v1.npz", DIM)
+    cache.add([text_key("cached shirt")], _vec("cached shirt")[None, :] * 2)
+    backbone = CountingTextBackbone()
+    enc = JointEncoder(IdentityModel(), "v", text_backbone=backbone, text_cache=cache)
+    out = enc.embed_texts(["cached shirt", "new dress", "new dress"])
+    assert backbone.seen == ["new dress"]  # a hit and a duplicate miss: encoded once
+    np.testing.assert_allclose(out[0], _vec("cached shirt") * 2)  # the cached row is used
+    np.testing.assert_allclose(out[1], out[2])
+    assert not (tmp_path / "text_minilm_v1.npz").exists()
+    enc.flush()
+    again = FeatureCache(tmp_path / "text_minilm_v1.npz", DIM)
+    assert text_key("new dress") in again and len(again) == 2

@@ -24,7 +24,14 @@ def default_loaders(settings: Settings) -> dict[str, Callable[[], Any]]:
     def joint() -> Any:
         from engine.models.joint import JointModel
 
-        return JointModel.load(settings.models.joint_checkpoint, device=settings.models.device)
+        model = JointModel.load(
+            settings.models.joint_checkpoint,
+            device=settings.models.device,
+            num_threads=settings.models.num_threads,
+        )
+        if settings.models.onnx:
+            logger.info("joint model backbones: %s", model.accelerate(settings.models.num_threads))
+        return model
 
     return {"joint": joint}
 

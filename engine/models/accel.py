@@ -1,4 +1,4 @@
-"""Optional ONNX Runtime execution of the frozen backbones for CPU ingest.
+"""ONNX Runtime execution of the frozen backbones on CPU (ingest and query time).
 
 On the 2-core CPU, PyTorch eager spends ~100 ms of CPU per image in EfficientNet-Lite0 (its
 depthwise convolutions are poorly served); ONNX Runtime runs the same graph ~3x faster, and
@@ -6,8 +6,10 @@ runs MiniLM with less thread spinning. The graphs are exported once from the ver
 :mod:`engine.models.encoders` loads (same weights, same preprocessing, same pooling) and cached
 under ``.cache/onnx/`` keyed by a hash of the weights; on load each session is checked against
 PyTorch on a probe batch and rejected (PyTorch is used) if outputs differ by more than
-``tolerance``. Needs the optional ``onnx`` + ``onnxruntime`` packages (``pip install
-.[onnx]``); without them, or on CUDA, the PyTorch encoders are used unchanged.
+``tolerance``. Needs ``onnx`` + ``onnxruntime`` (installed with the package); without them,
+on CUDA, or with ``OUTFIT_MODELS__ONNX=false``, the PyTorch encoders are used unchanged.
+For a short query MiniLM takes ~19 ms in ONNX Runtime vs ~67 ms in PyTorch eager (one thread,
+loaded machine), so the API uses it too.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from engine.errors import InvalidImage
+from engine.models.feature_cache import FEATURE_VERSION, FeatureCache, text_key
 from engine.models.features import IMAGE_INPUT_DIM, image_inputs
 from engine.models.images import decode_image, load_image_file
 from engine.settings import PROJECT_ROOT
@@ -26,64 +27,6 @@ from engine.settings import PROJECT_ROOT
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = PROJECT_ROOT / ".cache" / "features"
-FEATURE_VERSION = "v1"  # bump when crop/colour/backbone preprocessing changes
-
-
-class FeatureCache:
-    """A key -> vector store in a single npz file."""
-
-    def __init__(self, path: Path, dim: int) -> None:
-        self.path = Path(path)
-        self.dim = dim
-        self._keys: list[str] = []
-        self._rows: list[np.ndarray] = []
-        self._index: dict[str, int] = {}
-        if self.path.is_file():
-            try:
-                with np.load(self.path, allow_pickle=False) as data:
-                    keys = [str(k) for k in data["keys"]]
-                    feats = np.asarray(data["feats"], dtype=np.float32)
-                if feats.shape == (len(keys), dim):
-                    self._keys = keys
-                    self._rows = list(feats)
-                    self._index = {k: i for i, k in enumerate(keys)}
-                else:
-                    logger.warning(
-                        "ignoring feature cache %s with shape %s", self.path, feats.shape
-                    )
-            except (OSError, ValueError, KeyError) as exc:
-                logger.warning("ignoring unreadable feature cache %s: %s", self.path, exc)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._index
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def add(self, keys: Sequence[str], feats: np.ndarray) -> None:
-        for k, row in zip(keys, feats, strict=True):
-            if k in self._index:
-                self._rows[self._index[k]] = row
-            else:
-                self._index[k] = len(self._keys)
-                self._keys.append(k)
-                self._rows.append(row)
-
-    def get(self, keys: Sequence[str]) -> np.ndarray:
-        if not keys:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self._rows[self._index[k]] for k in keys]).astype(np.float32)
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
-        feats = (
-            np.stack(self._rows).astype(np.float32)
-            if self._rows
-            else np.zeros((0, self.dim), dtype=np.float32)
-        )
-        np.savez(tmp, keys=np.asarray(self._keys, dtype=str), feats=feats)
-        tmp.replace(self.path)
 
 
 def _source_name(prefix: str, source: Path) -> str:
@@ -222,7 +165,7 @@ def cached_text_features(
     from engine.models.encoders import TEXT_FEATURE_DIM
 
     cache = FeatureCache(Path(cache_dir) / f"{name}_{FEATURE_VERSION}.npz", TEXT_FEATURE_DIM)
-    keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+    keys = [text_key(t) for t in texts]
     missing: dict[str, str] = {}
     for k, t in zip(keys, texts, strict=True):
         if k not in cache:

@@ -106,8 +106,8 @@ def ensure_catalog_index(
 ) -> str:
     """An index holding exactly ``products`` encoded by ``model``: reused when complete,
     otherwise (re)ingested (unchanged items are skipped by ingest). Returns its name."""
+    from engine.train.features import DEFAULT_CACHE_DIR
     from ingest import ingest_products
-    from ingest.encode import JointEncoder
 
     backend = backend or Backend.from_settings(settings)
     version = model_version(settings)
@@ -124,7 +124,7 @@ def ensure_catalog_index(
         images_dir=images_dir,
         index=name,
         backend=backend,
-        encoder=JointEncoder(model, version),
+        encoder=_encoder(model, version, DEFAULT_CACHE_DIR),
         state_dir=CACHE_DIR / "state",
         progress=progress,
     )
@@ -134,6 +134,23 @@ def ensure_catalog_index(
             "%s holds %d of %d items (failed: %d)", name, count, len(products), report.failed
         )
     return name
+
+
+def _encoder(model: Any, version: str, feature_cache: Path) -> Any:
+    """The ingest encoder over ``model``: ONNX Runtime backbones when available and equivalent
+    (as ``python -m ingest`` runs), and frozen MiniLM features reused by text content from the
+    cache training fills."""
+    from engine.models.accel import accelerate
+    from ingest.encode import JointEncoder, open_text_cache
+
+    image, text = accelerate(model.image_encoder, model.text_encoder)
+    return JointEncoder(
+        model,
+        version,
+        image_backbone=image,
+        text_backbone=text,
+        text_cache=open_text_cache(feature_cache),
+    )
 
 
 def eval_index(ctx: EvalContext, model: Any) -> str:
