@@ -3,6 +3,8 @@
   products  full ingest: validate, fetch + decode images, encode, index (idempotent, resumable)
   update    business fields only (price, discounted_price, rating, in_stock, sales, clicks)
   delete    remove products by id
+  looks     curated looks (outfits) from JSONL into the looks index (same as
+            ``python -m ingest.looks``; docs/LOOKS.md)
 
 Exit codes: 0 done (per-item failures are listed in the failure report), 1 bad input or
 configuration, 2 the cluster went away (re-run with --resume to continue).
@@ -21,6 +23,7 @@ from engine.config.desired import desired_objects
 from engine.config.installer import apply
 from engine.errors import ClusterUnavailable, EngineError, IngestAborted
 from engine.settings import Settings, load_settings
+from ingest import looks as looks_cli
 from ingest.checkpoint import DEFAULT_STATE_DIR
 from ingest.pipeline import PipelineOptions, delete_products, ingest_products, update_products
 from ingest.readers import FORMATS, load_mapping
@@ -88,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, catalog=False)
     p.add_argument("--ids", type=Path, required=True, help="one id a line (or JSONL with id)")
     p.add_argument("--batch-size", type=_positive, default=1000)
+
+    p = sub.add_parser(
+        "looks",
+        help="ingest curated looks (outfits) from JSONL (python -m ingest.looks)",
+        description=looks_cli.__doc__,
+    )
+    looks_cli.add_arguments(p)
     return parser
 
 
@@ -117,6 +127,8 @@ def _print(report: IngestReport, report_json: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "looks":
+        return looks_cli.run(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

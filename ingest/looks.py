@@ -169,8 +169,8 @@ def ingest_looks_lines(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ingest.looks", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The CLI's arguments (also used by ``python -m ingest looks``)."""
     parser.add_argument("looks", type=Path, help="looks JSONL (or a JSON list)")
     parser.add_argument("--products-index", default=None, help="default: <prefix>-products")
     parser.add_argument("--looks-index", default=None, help="default: <prefix>-looks")
@@ -179,8 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_parser() -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(prog="python -m ingest.looks", description=__doc__)
+    )
+
+
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv), settings)
+
+
+def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Ingest ``args.looks`` (arguments of :func:`add_arguments`); the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = settings or load_settings()
     if not args.looks.is_file():
