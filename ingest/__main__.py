@@ -81,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-timeout", type=float, default=10.0, help="seconds per image request")
     p.add_argument("--http-retries", type=int, default=2, help="retries per image request")
     p.add_argument("--max-image-mb", type=float, default=10.0, help="largest image accepted")
+    p.add_argument(
+        "--feature-cache",
+        type=Path,
+        default=None,
+        help="folder of frozen text-backbone features reused by content and updated "
+        "(e.g. .cache/features, which training fills); re-ingesting after retraining the "
+        "joint heads then skips MiniLM",
+    )
+    p.add_argument(
+        "--refresh-interval",
+        default="30s",
+        help="index refresh interval while ingesting, restored afterwards "
+        "('keep' leaves the index's own; default 30s)",
+    )
 
     p = sub.add_parser("update", help="update business fields only (no re-encoding)")
     common(p)
@@ -148,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                 http_timeout_s=args.http_timeout,
                 http_retries=args.http_retries,
                 max_image_bytes=int(args.max_image_mb * 1024 * 1024),
+                bulk_refresh_interval=None
+                if args.refresh_interval == "keep"
+                else args.refresh_interval,
             )
             report = ingest_products(
                 settings,
@@ -165,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 backend=backend,
                 options=options,
                 progress=progress,
+                feature_cache=args.feature_cache,
             )
         elif args.command == "update":
             report = update_products(
