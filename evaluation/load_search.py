@@ -219,6 +219,94 @@ def build_requests(
     return out
 
 
+class _TimedBackend:
+    """Wraps a Backend: records the wall time of every cluster round trip and OpenSearch's own
+    ``took`` (server-side ms) of each search response."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self.calls: list[tuple[float, float]] = []  # (round-trip ms, took ms)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if name not in ("search", "msearch", "get", "mget", "get_source", "search_template"):
+            return attr
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            out = attr(*args, **kwargs)
+            ms = (time.perf_counter() - t) * 1000.0
+            responses = out if isinstance(out, list) else [out]
+            took = sum(float(r.get("took", 0)) for r in responses if isinstance(r, dict))
+            self.calls.append((ms, took))
+            return out
+
+        return timed
+
+
+def profile_stages(
+    settings: Settings,
+    index: str,
+    products: Sequence[Any],
+    images_dir: Path,
+    n: int,
+    seed: int,
+) -> dict[str, dict[str, float]]:
+    """Where the time of a text and a by-id image query goes, measured in-process on ``n``
+    queries not seen before (median ms per stage): query encoding (the text tower; zero for
+    by-id queries, whose vector is stored), cluster round trips (client wall time) of which
+    OpenSearch's own ``took``, and the rest (our Python: building bodies, parsing hits)."""
+    from engine.api.app import default_loaders
+    from engine.backend import Backend
+    from engine.queries import Filters
+    from engine.search.service import SearchService
+    from evaluation.datasets import dataset_from_products
+    from evaluation.queries import attribute_queries
+
+    timed = _TimedBackend(Backend.from_settings(settings))
+    model = default_loaders(settings)["joint"]()
+    svc = SearchService.from_settings(settings, timed, model, index=index)  # type: ignore[arg-type]
+    ds = dataset_from_products(list(products), images_dir)
+    texts = [q.text for q in attribute_queries(ds.products, n=n + 5, seed=seed + 7)]
+    rng = np.random.default_rng(seed + 7)
+    pool = ds.photographed or ds.products
+    ids = [str(x) for x in rng.permutation([p.id for p in pool])[: n + 5]]
+    svc.text_search(texts[0], size=10)  # warm up (model, pipeline weights)
+    svc.similar_to_item(ids[0], Filters(), size=10)
+    rows: dict[str, list[tuple[float, float, float, float]]] = {"text": [], "image_by_id": []}
+    for kind, items in (("text", texts[1:]), ("image_by_id", ids[1:])):
+        for item in items[:n]:
+            timed.calls.clear()
+            t = time.perf_counter()
+            if kind == "text":
+                enc0 = time.perf_counter()
+                svc.embed_text(item)  # cold: then cached, so text_search below reuses it
+                encode = (time.perf_counter() - enc0) * 1000.0
+                svc.text_search(item, size=10)
+            else:
+                encode = 0.0
+                svc.similar_to_item(item, Filters(), size=10)
+            total = (time.perf_counter() - t) * 1000.0
+            cluster = sum(c[0] for c in timed.calls)
+            took = sum(c[1] for c in timed.calls)
+            rows[kind].append((total, encode, cluster, took))
+    out: dict[str, dict[str, float]] = {}
+    for kind, vals in rows.items():
+        if not vals:
+            continue
+        arr = np.asarray(vals)
+        med = np.median(arr, axis=0)
+        out[kind] = {
+            "n": len(vals),
+            "total_ms": round(float(med[0]), 2),
+            "encode_ms": round(float(med[1]), 2),
+            "cluster_round_trips_ms": round(float(med[2]), 2),
+            "opensearch_took_ms": round(float(med[3]), 2),
+            "python_rest_ms": round(float(np.median(arr[:, 0] - arr[:, 1] - arr[:, 2])), 2),
+        }
+    return out
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -280,6 +368,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--types", default=",".join(TYPES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json-out", type=Path, default=None)
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=30,
+        help="queries per type for the in-process stage profile after the load (0: none)",
+    )
     return p
 
 
@@ -354,6 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+    profile = (
+        profile_stages(settings, index, products, args.images, args.profile, args.seed)
+        if args.profile
+        else {}
+    )
     info = {
         "index": index,
         "items": len(products),
@@ -364,9 +463,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print(f"\nloopback load test: {json.dumps(info)}")
     print(_format(rows))
+    if profile:
+        print(
+            "\nin-process profile (median ms per query; HTTP + uvicorn = client latency - total):"
+        )
+        for kind, stages in profile.items():
+            print(f"  {kind:12s} " + "  ".join(f"{k}={v}" for k, v in stages.items()))
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps({"info": info, "results": rows}, indent=2) + "\n")
+        payload = {"info": info, "results": rows, "profile": profile}
+        args.json_out.write_text(json.dumps(payload, indent=2) + "\n")
     return 0 if all(r.get("errors", 0) == 0 for r in rows.values()) else 1
 
 
