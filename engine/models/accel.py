@@ -231,6 +231,8 @@ def accelerate(
 ) -> tuple[Any, Any]:
     """(image backbone, text encoder) to use: ONNX Runtime sessions when available and
     equivalent to PyTorch on a probe batch, else the given PyTorch encoders."""
+    if isinstance(image_encoder, OnnxImageBackbone) and isinstance(text_encoder, OnnxTextEncoder):
+        return image_encoder, text_encoder  # already accelerated
     if image_encoder.device.type != "cpu" or not onnx_available():
         return image_encoder, text_encoder
     img: Any = image_encoder

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.backend import Backend
-from engine.documents import slot_for
+from engine.looks.slots import look_slot
 from engine.search.inputs import image_from_bytes
 from engine.search.service import SearchService
 from evaluation.metrics import latency_summary, timed_ms
@@ -132,7 +132,7 @@ def run(ctx: EvalContext) -> TaskResult:
         "text_bm25": _measure([bm25_call(q) for q in texts]),
         "image_by_id": _measure([by_id_call(i) for i in _cycle(photos, n)]),
     }
-    outfit_items = [p.id for p in ds.test if slot_for(p) is not None]
+    outfit_items = [p.id for p in ds.test if look_slot(p) is not None]
     looks, reason = _looks_calls(ctx, backend, index, model, _cycle(outfit_items, n))
     metrics["complete_the_look"] = _measure(looks) if looks else None
     if reason:

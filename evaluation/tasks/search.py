@@ -77,6 +77,9 @@ def load_model(ctx: EvalContext) -> Any:
         model = JointModel.load(
             ms.joint_checkpoint, ms.device, batch_size=ms.batch_size, num_threads=ms.num_threads
         )
+    if ctx.settings.models.onnx and hasattr(model, "accelerate"):
+        # the backbones the API serves with (ONNX Runtime when installed and equivalent)
+        logger.info("joint model backbones: %s", model.accelerate(ctx.settings.models.num_threads))
     ctx.cache[MODEL_KEY] = model
     return model
 
@@ -140,17 +143,11 @@ def _encoder(model: Any, version: str, feature_cache: Path) -> Any:
     """The ingest encoder over ``model``: ONNX Runtime backbones when available and equivalent
     (as ``python -m ingest`` runs), and frozen MiniLM features reused by text content from the
     cache training fills."""
-    from engine.models.accel import accelerate
     from ingest.encode import JointEncoder, open_text_cache
 
-    image, text = accelerate(model.image_encoder, model.text_encoder)
-    return JointEncoder(
-        model,
-        version,
-        image_backbone=image,
-        text_backbone=text,
-        text_cache=open_text_cache(feature_cache),
-    )
+    if hasattr(model, "accelerate"):
+        model.accelerate()
+    return JointEncoder(model, version, text_cache=open_text_cache(feature_cache))
 
 
 def eval_index(ctx: EvalContext, model: Any) -> str:
