@@ -53,3 +53,12 @@ def test_report_on_sample_against_real_node(
     for task in ("joint", "search", "ltr", "latency"):
         assert doc[task] is not None, meta["tasks"][task]
     assert 0.0 <= doc["search"]["text_ndcg_at_10"] <= 1.0
+    # the plots the report promises: recall@K curves, latency histograms, per-category bars
+    plots = {p.name for p in (tmp_path / "plots").glob("*.png")}
+    assert {
+        "joint_text_to_image_recall.png",
+        "latency_histograms.png",
+        "search_category_top1_by_type.png",
+    } <= plots
+    report = (tmp_path / "report.md").read_text()
+    assert all(f"plots/{name}" in report for name in plots)

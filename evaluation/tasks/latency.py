@@ -40,14 +40,20 @@ def _cycle(items: Sequence[Any], n: int) -> list[Any]:
 
 
 def _measure(
-    calls: Sequence[Callable[[], object]], warm: Sequence[Callable[[], object]] | None = None
+    calls: Sequence[Callable[[], object]],
+    warm: Sequence[Callable[[], object]] | None = None,
+    *,
+    keep: list[float] | None = None,
 ) -> dict[str, float | int] | None:
-    """Latency summary of ``calls`` after the ``warm`` calls (default: the first few)."""
+    """Latency summary of ``calls`` after the ``warm`` calls (default: the first few);
+    the samples (ms) are appended to ``keep`` when given."""
     if not calls:
         return None
     for fn in calls[:WARMUP] if warm is None else warm:
         fn()
     samples = [timed_ms(fn) for fn in calls]
+    if keep is not None:
+        keep.extend(samples)
     s = latency_summary(samples)
     return {k: (int(v) if k == "n" else round(float(v), 3)) for k, v in s.items()}
 
@@ -120,21 +126,46 @@ def run(ctx: EvalContext) -> TaskResult:
             image=image_from_bytes(photo_bytes[i], api), text=text, size=10
         )
 
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("text", "image", "compose", "text_bm25", "image_by_id", "complete_the_look")
+    }
     metrics: dict[str, Any] = {
         # warm-up queries differ from the timed ones: every timed query embeds its text
         "text": _measure(
-            [text_call(q) for q in texts], [text_call(f"warm up {i}") for i in range(WARMUP)]
+            [text_call(q) for q in texts],
+            [text_call(f"warm up {i}") for i in range(WARMUP)],
+            keep=samples["text"],
         ),
-        "image": _measure([image_call(i) for i in _cycle(photos, n)]),
+        "image": _measure([image_call(i) for i in _cycle(photos, n)], keep=samples["image"]),
         "compose": _measure(
-            [compose_call(q.source_id, q.text) for q in _cycle(cq, n) if q.source_id in photo_bytes]
+            [
+                compose_call(q.source_id, q.text)
+                for q in _cycle(cq, n)
+                if q.source_id in photo_bytes
+            ],
+            keep=samples["compose"],
         ),
-        "text_bm25": _measure([bm25_call(q) for q in texts]),
-        "image_by_id": _measure([by_id_call(i) for i in _cycle(photos, n)]),
+        "text_bm25": _measure([bm25_call(q) for q in texts], keep=samples["text_bm25"]),
+        "image_by_id": _measure(
+            [by_id_call(i) for i in _cycle(photos, n)], keep=samples["image_by_id"]
+        ),
     }
     outfit_items = [p.id for p in ds.test if look_slot(p) is not None]
     looks, reason = _looks_calls(ctx, backend, index, model, _cycle(outfit_items, n))
-    metrics["complete_the_look"] = _measure(looks) if looks else None
+    metrics["complete_the_look"] = (
+        _measure(looks, keep=samples["complete_the_look"]) if looks else None
+    )
+    plots = []
+    try:
+        from evaluation.plots import latency_histograms
+
+        plots.append(
+            latency_histograms(
+                samples, ctx.plot_path("latency_histograms"), title="In-process latency"
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - a missing plot must not fail the metrics
+        logger.warning("could not draw the latency plot: %s", exc)
     if reason:
         notes.append(f"complete_the_look: {reason}")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -145,4 +176,4 @@ def run(ctx: EvalContext) -> TaskResult:
     )
     if all(v is None for v in metrics.values()):
         return TaskResult(NAME, None, reason="no queries could be generated")
-    return TaskResult(NAME, metrics, notes=notes, seconds=time.perf_counter() - t0)
+    return TaskResult(NAME, metrics, notes=notes, plots=plots, seconds=time.perf_counter() - t0)

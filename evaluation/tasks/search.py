@@ -180,6 +180,36 @@ def _r(x: float) -> float:
     return round(float(x), 4)
 
 
+def _category_plot(
+    ctx: EvalContext, items: Sequence[Product], fused: Sequence[bool], clf: Sequence[bool]
+) -> list[Path]:
+    """Bars of category top-1 per article type (types with >= 5 test photos)."""
+    groups: dict[str, list[tuple[bool, bool]]] = {}
+    for p, f, c in zip(items, fused, clf, strict=True):
+        groups.setdefault(str(p.article_type), []).append((f, c))
+    groups = {k: v for k, v in groups.items() if len(v) >= 5}
+    if not groups:
+        return []
+    series = {
+        "fused (classifier + kNN vote)": {k: mean([f for f, _ in v]) for k, v in groups.items()},
+        "classifier only": {k: mean([c for _, c in v]) for k, v in groups.items()},
+    }
+    try:
+        from evaluation.plots import category_bars
+
+        return [
+            category_bars(
+                series,
+                ctx.plot_path("search_category_top1_by_type"),
+                title="Category of a query photo: top-1 per article type (test split)",
+                ylabel="top-1 accuracy",
+            )
+        ]
+    except Exception as exc:  # noqa: BLE001 - a missing plot must not fail the metrics
+        logger.warning("could not draw the category plot: %s", exc)
+        return []
+
+
 # --------------------------------------------------------------------------- the task
 
 
@@ -194,6 +224,7 @@ def run(ctx: EvalContext) -> TaskResult:
     svc = SearchService.from_settings(ctx.settings, backend, model, index=index)
     metrics: dict[str, Any] = {}
     baselines: dict[str, dict[str, Any]] = {}
+    plots: list[Path] = []
     notes = [f"index {index}: {backend.count(index)} items; queries from the test split"]
 
     # ---- text: hybrid vs BM25 vs vector
@@ -273,6 +304,7 @@ def run(ctx: EvalContext) -> TaskResult:
             fused.append(_same(pred.label, p.article_type))
             clf.append(_same(pred.classifier_label, p.article_type))
             vote.append(_same(pred.vote_label, p.article_type))
+        plots.extend(_category_plot(ctx, items, fused, clf))
         metrics["category_top1"] = _r(mean(fused))
         metrics["category_top1_classifier_only"] = _r(mean(clf))
         metrics["category_queries"] = len(items)
@@ -290,5 +322,6 @@ def run(ctx: EvalContext) -> TaskResult:
         primary="text_ndcg_at_10",
         baselines=baselines,
         notes=notes,
+        plots=plots,
         seconds=time.perf_counter() - t0,
     )
