@@ -138,13 +138,13 @@ def test_document_with_images() -> None:
         model_version="m1",
     )
     assert doc["id"] == "42"
-    assert np.allclose(doc["image_embedding"], img1)
-    assert np.allclose(doc["text_embedding"], text)
+    assert np.allclose(doc["image_embedding"], img1, rtol=0, atol=6e-7)
+    assert np.allclose(doc["text_embedding"], text, rtol=0, atol=6e-7)
     joint = np.asarray(doc["joint_embedding"])
     assert np.isclose(np.linalg.norm(joint), 1.0, atol=1e-5)
     assert np.allclose(joint, default_joint_embedding(text, img1), atol=1e-6)
     assert [i["url"] for i in doc["images"]] == ["p.jpg", "s.jpg"]
-    assert np.allclose(doc["images"][1]["embedding"], img2)
+    assert np.allclose(doc["images"][1]["embedding"], img2, rtol=0, atol=6e-7)
     assert doc["image_sha1"] == "aa"
     assert doc["attr_prob"] == {
         "article_type": {"shirts": 0.8, "tshirts": 0.15, "tops": 0.04},
@@ -210,3 +210,17 @@ def test_joint_embeddings_rowwise() -> None:
     out = joint_embeddings(text, image, np.array([True, False]))
     assert np.allclose(out[0], default_joint_embedding(text[0], image[0]), atol=1e-6)
     assert np.allclose(out[1], text[1], atol=1e-6)
+
+
+def test_stored_vectors_are_short_decimals() -> None:
+    """Vectors are stored with 6 decimals: half the _source text, cosine unchanged."""
+    from engine.documents import VECTOR_DECIMALS, _vector
+
+    v = np.random.default_rng(1).normal(size=256).astype(np.float32)
+    v /= np.linalg.norm(v)
+    stored = _vector(v)
+    assert VECTOR_DECIMALS == 6
+    assert np.abs(np.asarray(stored) - v).max() <= 5e-7 + 1e-9
+    assert all(len(repr(x)) <= 9 for x in stored)  # e.g. "-0.123457"
+    cos = float(np.dot(stored, v) / np.linalg.norm(stored))
+    assert abs(cos - 1.0) < 1e-6
