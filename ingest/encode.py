@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from engine.catalog import Product
-from engine.models.feature_cache import FEATURE_VERSION, FeatureCache, text_key
+from engine.models.feature_cache import FeatureCache, open_text_cache, text_key
 from engine.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,13 +51,6 @@ class Encoder(Protocol):
     ) -> list[dict[str, dict[str, float]]]: ...
 
     def codes(self, embeddings: np.ndarray) -> np.ndarray | None: ...
-
-
-def open_text_cache(folder: Path) -> FeatureCache:
-    """The MiniLM text feature cache in ``folder`` (the file training uses)."""
-    from engine.models.encoders import TEXT_FEATURE_DIM
-
-    return FeatureCache(Path(folder) / f"text_minilm_{FEATURE_VERSION}.npz", TEXT_FEATURE_DIM)
 
 
 def checkpoint_version(path: Path) -> str:
@@ -103,11 +96,9 @@ class JointEncoder:
     @property
     def runtime(self) -> str:
         """Which runtime runs each backbone, e.g. 'image=onnx text=torch'."""
+        from engine.models.accel import runtime_label
 
-        def kind(x: Any) -> str:
-            return "onnx" if type(x).__name__.startswith("Onnx") else "torch"
-
-        return f"image={kind(self.image_backbone)} text={kind(self.text_backbone)}"
+        return runtime_label(self.image_backbone, self.text_backbone)
 
     @classmethod
     def load(
@@ -141,11 +132,7 @@ class JointEncoder:
         )
         encoder.warm_up()
         if accelerate and settings.models.onnx:
-            from engine.models.accel import accelerate as run_accelerated
-
-            threads = settings.models.num_threads
-            image, text = run_accelerated(model.image_encoder, model.text_encoder, threads=threads)
-            encoder._image_backbone, encoder._text_backbone = image, text
+            model.accelerate(settings.models.num_threads)
         logger.info("joint model %s loaded (%s)", encoder.model_version, encoder.runtime)
         return encoder
 

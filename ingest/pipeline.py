@@ -552,7 +552,7 @@ def ingest_products(
     partial report as ``exc.report``) when the cluster goes away: the checkpoint then covers
     every acknowledged batch and ``resume=True`` continues after it. ``encoder`` / ``backend``
     default to the trained joint model and the configured cluster; ``feature_cache`` is a
-    folder of frozen backbone features reused by content (see :func:`ingest.encode.open_text_cache`).
+    folder of frozen backbone features reused by content (see :func:`engine.models.feature_cache.open_text_cache`).
     """
     t_start = time.perf_counter()
     opts = options or PipelineOptions()

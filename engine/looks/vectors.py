@@ -11,7 +11,6 @@ the trained heads.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,10 +76,11 @@ def cached_texts(
     model's training), the rest computed into our own cache file, so that two processes never
     rewrite the same cache file (a rewrite drops the other process's new entries)."""
     from engine.models.encoders import TEXT_FEATURE_DIM
-    from engine.train.features import FEATURE_VERSION, FeatureCache, cached_text_features
+    from engine.models.feature_cache import open_text_cache, text_key
+    from engine.train.features import cached_text_features
 
-    shared = FeatureCache(cache_dir / f"text_minilm_{FEATURE_VERSION}.npz", TEXT_FEATURE_DIM)
-    keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+    shared = open_text_cache(cache_dir)
+    keys = [text_key(t) for t in texts]
     out = np.zeros((len(texts), TEXT_FEATURE_DIM), dtype=np.float32)
     have = [i for i, k in enumerate(keys) if k in shared]
     if have:

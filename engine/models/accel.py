@@ -206,6 +206,15 @@ class OnnxTextEncoder:
         return out
 
 
+def runtime_label(image_backbone: Any, text_backbone: Any) -> str:
+    """Which runtime runs each backbone, e.g. ``'image=onnx text=torch'``."""
+
+    def kind(x: Any) -> str:
+        return "onnx" if isinstance(x, OnnxImageBackbone | OnnxTextEncoder) else "torch"
+
+    return f"image={kind(image_backbone)} text={kind(text_backbone)}"
+
+
 def _probe_images() -> list[Image.Image]:
     rng = np.random.default_rng(0)
     return [

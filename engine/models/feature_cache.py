@@ -26,6 +26,14 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def open_text_cache(folder: Path) -> FeatureCache:
+    """The shared MiniLM text feature cache in ``folder`` (``text_minilm_<version>.npz``, the
+    file ``python -m engine.train joint`` fills)."""
+    from engine.models.encoders import TEXT_FEATURE_DIM
+
+    return FeatureCache(Path(folder) / f"text_minilm_{FEATURE_VERSION}.npz", TEXT_FEATURE_DIM)
+
+
 class FeatureCache:
     """A key -> vector store in a single npz file."""
 

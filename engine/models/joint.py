@@ -230,15 +230,11 @@ class JointModel:
     def accelerate(self, threads: int | None = None) -> str:
         """Run the frozen backbones with ONNX Runtime when available and equivalent to PyTorch
         (:func:`engine.models.accel.accelerate`); returns e.g. ``'image=onnx text=onnx'``."""
-        from engine.models.accel import accelerate
+        from engine.models.accel import accelerate, runtime_label
 
         image, text = accelerate(self.image_encoder, self.text_encoder, threads=threads)
         self._image_encoder, self._text_encoder = image, text
-
-        def kind(x: Any) -> str:
-            return "onnx" if type(x).__name__.startswith("Onnx") else "torch"
-
-        return f"image={kind(image)} text={kind(text)}"
+        return runtime_label(image, text)
 
     def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Backbone + colour inputs (N, IMAGE_INPUT_DIM): compute once, reuse for everything."""

@@ -127,7 +127,7 @@ def ensure_catalog_index(
         images_dir=images_dir,
         index=name,
         backend=backend,
-        encoder=_encoder(model, version, DEFAULT_CACHE_DIR),
+        encoder=_encoder(model, version, DEFAULT_CACHE_DIR, onnx=settings.models.onnx),
         state_dir=CACHE_DIR / "state",
         progress=progress,
     )
@@ -139,15 +139,19 @@ def ensure_catalog_index(
     return name
 
 
-def _encoder(model: Any, version: str, feature_cache: Path) -> Any:
-    """The ingest encoder over ``model``: ONNX Runtime backbones when available and equivalent
-    (as ``python -m ingest`` runs), and frozen MiniLM features reused by text content from the
-    cache training fills."""
-    from ingest.encode import JointEncoder, open_text_cache
+def _encoder(model: Any, version: str, feature_cache: Path, *, onnx: bool) -> Any:
+    """The ingest encoder over ``model``: ONNX Runtime backbones when enabled, available and
+    equivalent (as ``python -m ingest`` runs), and frozen MiniLM features reused by text content
+    from the cache training fills; that cache is only read here, never rewritten (a rewrite
+    would drop entries a concurrent training run adds, see engine/looks/vectors.py)."""
+    from engine.models.feature_cache import open_text_cache
+    from ingest.encode import JointEncoder
 
-    if hasattr(model, "accelerate"):
+    if onnx and hasattr(model, "accelerate"):
         model.accelerate()
-    return JointEncoder(model, version, text_cache=open_text_cache(feature_cache))
+    return JointEncoder(
+        model, version, text_cache=open_text_cache(feature_cache), save_text_cache=False
+    )
 
 
 def eval_index(ctx: EvalContext, model: Any) -> str:
