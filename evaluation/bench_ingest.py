@@ -234,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="profiling: hash vectors instead of the backbones (pipeline + indexing cost only)",
     )
+    parser.add_argument(
+        "--text-encoder",
+        choices=("static", "minilm"),
+        default=None,
+        help="documents' text encoder (default: models.document_text_encoder, static)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--twice", action="store_true", help="also time an unchanged re-run")
     args = parser.parse_args(argv)
@@ -243,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
     settings = load_settings()
+    if args.text_encoder is not None:
+        models = settings.models.model_copy(update={"document_text_encoder": args.text_encoder})
+        settings = settings.model_copy(update={"models": models})
     shared = settings.shared_data
     if not (shared / "catalog.jsonl.gz").is_file():
         print(f"shared data not found at {shared}", file=sys.stderr)

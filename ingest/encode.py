@@ -62,6 +62,26 @@ def checkpoint_version(path: Path) -> str:
     return f"{Path(path).stem}-{h.hexdigest()[:12]}"
 
 
+def joint_checkpoint_path(settings: Settings) -> Path:
+    """The joint checkpoint file the settings name (default: the shipped one)."""
+    from engine.models.joint import DEFAULT_CHECKPOINT
+
+    path = settings.models.joint_checkpoint
+    ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    return ckpt / "joint.pt" if ckpt.is_dir() else ckpt
+
+
+def encoder_version(settings: Settings) -> str:
+    """The model version ingest stamps on documents (and folds into content hashes): the joint
+    checkpoint's, plus the static document text encoder's when that one is used."""
+    version = checkpoint_version(joint_checkpoint_path(settings))
+    if settings.models.document_text_encoder == "static":
+        from engine.models.static_text import weights_version
+
+        version += "+" + weights_version(settings.models.static_text_weights)
+    return version
+
+
 class JointEncoder:
     """:class:`Encoder` over the trained joint model (loaded once per process)."""
 
@@ -74,8 +94,11 @@ class JointEncoder:
         text_backbone: Any = None,
         text_cache: FeatureCache | None = None,
         save_text_cache: bool = True,
+        document_text: Any = None,
     ) -> None:
         self.model = model
+        # documents' text backbone when it is not MiniLM (the static encoder): no feature cache
+        self.document_text = document_text
         # frozen MiniLM features by text_key(text): hits skip the text backbone entirely
         self.text_cache = text_cache
         self.save_text_cache = save_text_cache
@@ -95,10 +118,13 @@ class JointEncoder:
 
     @property
     def runtime(self) -> str:
-        """Which runtime runs each backbone, e.g. 'image=onnx text=torch'."""
+        """Which runtime runs each backbone, e.g. 'image=onnx text=static'."""
         from engine.models.accel import runtime_label
 
-        return runtime_label(self.image_backbone, self.text_backbone)
+        label = runtime_label(self.image_backbone, self.text_backbone)
+        if self.document_text is not None:
+            label = label.split(" text=")[0] + " text=static"
+        return label
 
     @classmethod
     def load(
@@ -113,22 +139,31 @@ class JointEncoder:
         Runtime on CPU when available and numerically equivalent (see :mod:`engine.models.accel`);
         ``feature_cache``: a folder of backbone feature caches (``text_minilm_v1.npz``, the file
         ``python -m engine.train joint`` also fills) read before, and updated after, encoding."""
-        from engine.models.joint import DEFAULT_CHECKPOINT, JointModel
+        from engine.models.joint import JointModel
 
-        path = settings.models.joint_checkpoint
-        ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
-        if ckpt.is_dir():
-            ckpt = ckpt / "joint.pt"
+        ckpt = joint_checkpoint_path(settings)
         model = JointModel.load(
             ckpt,
             settings.models.device,
             batch_size=batch_size or settings.models.batch_size,
             num_threads=settings.models.num_threads,
         )
+        document_text = None
+        if settings.models.document_text_encoder == "static":
+            from engine.models.static_text import StaticTextEncoder
+
+            document_text = StaticTextEncoder.load(
+                model.text_encoder, settings.models.static_text_weights
+            )
         encoder = cls(
             model,
-            checkpoint_version(ckpt),
-            text_cache=open_text_cache(feature_cache) if feature_cache is not None else None,
+            encoder_version(settings),
+            text_cache=(
+                open_text_cache(feature_cache)
+                if feature_cache is not None and document_text is None
+                else None
+            ),
+            document_text=document_text,
         )
         encoder.warm_up()
         if accelerate and settings.models.onnx:
@@ -161,7 +196,9 @@ class JointEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         texts = [str(t) for t in texts]
         cache = self.text_cache
-        if cache is None:
+        if self.document_text is not None:
+            features = self.document_text.encode(texts)
+        elif cache is None:
             features = self.text_backbone.encode(texts)
         else:
             keys = [text_key(t) for t in texts]

@@ -91,9 +91,23 @@ def test_encoder_matches_joint_model(encoder: JointEncoder) -> None:
     assert ours.shape == (4, 256)
     assert np.abs(ours - ref).max() < 1e-3
     texts = ["red floral maxi dress", "Nike Men Black Track Pants. Men, Shorts, Black"]
-    assert np.abs(encoder.embed_texts(texts) - encoder.model.embed_texts(texts)).max() < 1e-3
+    # documents' text side: the static encoder distilled from MiniLM (the default) ...
+    assert encoder.document_text is not None
+    static = encoder.model.embed_text_features(encoder.document_text.encode(texts))
+    assert np.abs(encoder.embed_texts(texts) - static).max() < 1e-5
     assert encoder.embed_texts([]).shape == (0, 256)
+    assert "+static-" in encoder.model_version  # a new document encoder re-encodes on ingest
     if onnx_available():  # the accelerated path is what ran above
+        assert encoder.runtime == "image=onnx text=static"
+
+
+def test_minilm_document_encoder_matches_joint_model(model_settings: Settings) -> None:
+    models = model_settings.models.model_copy(update={"document_text_encoder": "minilm"})
+    encoder = JointEncoder.load(model_settings.model_copy(update={"models": models}))
+    texts = ["red floral maxi dress", "Nike Men Black Track Pants. Men, Shorts, Black"]
+    assert encoder.document_text is None and "+static" not in encoder.model_version
+    assert np.abs(encoder.embed_texts(texts) - encoder.model.embed_texts(texts)).max() < 1e-3
+    if onnx_available():
         assert encoder.runtime == "image=onnx text=onnx"
 
 

@@ -464,3 +464,22 @@ def test_text_feature_cache_skips_the_backbone(tmp_path: Path) -> None:
     enc.flush()
     again = FeatureCache(tmp_path / "text_minilm_v1.npz", DIM)
     assert text_key("new dress") in again and len(again) == 2
+
+
+def test_document_text_encoder_bypasses_minilm_and_its_cache(tmp_path: Path) -> None:
+    """With a document text encoder (the static one), neither MiniLM nor its feature cache is
+    touched: the MiniLM cache must only ever hold MiniLM features."""
+    from engine.models.feature_cache import FeatureCache
+    from ingest.encode import JointEncoder
+
+    cache = FeatureCache(tmp_path / "text_minilm_v1.npz", DIM)
+    minilm, static = CountingTextBackbone(), CountingTextBackbone()
+    enc = JointEncoder(
+        IdentityModel(), "v", text_backbone=minilm, text_cache=cache, document_text=static
+    )
+    out = enc.embed_texts(["red dress", "blue shirt"])
+    assert static.seen == ["red dress", "blue shirt"] and minilm.seen == []
+    np.testing.assert_allclose(out[0], _vec("red dress"))
+    assert len(cache) == 0
+    enc.flush()
+    assert not (tmp_path / "text_minilm_v1.npz").exists()

@@ -230,6 +230,31 @@ _PROBE_TEXTS = [
 ]
 
 
+def accelerate_image(
+    image_encoder: Any,
+    *,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    threads: int | None = None,
+    tolerance: float = 1e-3,
+) -> Any:
+    """The image backbone to use (also for training-time feature extraction): the ONNX Runtime
+    session when available and equivalent to PyTorch on a probe batch, else ``image_encoder``."""
+    if isinstance(image_encoder, OnnxImageBackbone):
+        return image_encoder
+    if image_encoder.device.type != "cpu" or not onnx_available():
+        return image_encoder
+    try:
+        cand = OnnxImageBackbone.build(image_encoder, cache_dir, threads)
+        probe = _probe_images()
+        diff = float(np.abs(cand.features(probe) - image_encoder.features(probe)).max())
+        if diff <= tolerance:
+            return cand
+        logger.warning("ONNX image backbone differs from PyTorch by %.2g: not used", diff)
+    except Exception as exc:  # noqa: BLE001 - any export/runtime problem: keep PyTorch
+        logger.warning("ONNX image backbone unavailable (%s): using PyTorch", exc)
+    return image_encoder
+
+
 def accelerate(
     image_encoder: Any,
     text_encoder: Any,
@@ -244,18 +269,8 @@ def accelerate(
         return image_encoder, text_encoder  # already accelerated
     if image_encoder.device.type != "cpu" or not onnx_available():
         return image_encoder, text_encoder
-    img: Any = image_encoder
+    img = accelerate_image(image_encoder, cache_dir=cache_dir, threads=threads, tolerance=tolerance)
     txt: Any = text_encoder
-    try:
-        cand = OnnxImageBackbone.build(image_encoder, cache_dir, threads)
-        probe = _probe_images()
-        diff = float(np.abs(cand.features(probe) - image_encoder.features(probe)).max())
-        if diff <= tolerance:
-            img = cand
-        else:
-            logger.warning("ONNX image backbone differs from PyTorch by %.2g: not used", diff)
-    except Exception as exc:  # noqa: BLE001 - any export/runtime problem: keep PyTorch
-        logger.warning("ONNX image backbone unavailable (%s): using PyTorch", exc)
     try:
         cand_t = OnnxTextEncoder.build(text_encoder, cache_dir, threads)
         diff = float(np.abs(cand_t.encode(_PROBE_TEXTS) - text_encoder.encode(_PROBE_TEXTS)).max())

@@ -22,22 +22,27 @@ N_REGIONS = 3
 COLOUR_DIM = _REGION_DIM * N_REGIONS
 
 
-def _region_histogram(hsv: np.ndarray, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    if mask.sum() < 8:  # no usable foreground: describe all pixels of the region
-        mask = np.ones(mask.shape, dtype=bool)
-    h = hsv[..., 0][mask].astype(np.int32)
-    s = hsv[..., 1][mask].astype(np.int32)
-    v = hsv[..., 2][mask].astype(np.int32)
+def _bin_map(hsv: np.ndarray) -> np.ndarray:
+    """(H, W) histogram bin of every pixel: chromatic hue x saturation x value, else grey."""
+    h = hsv[..., 0].astype(np.int32)
+    s = hsv[..., 1]
+    v = hsv[..., 2].astype(np.int32)
     chroma = (s >= 51) & (v >= 51)
-    hue_bin = (h * HUE_BINS) >> 8
-    s_bin = (s >= 140).astype(np.int32)
-    v_bin = (v >= 150).astype(np.int32)
-    chroma_idx = hue_bin * 4 + s_bin * 2 + v_bin
+    chroma_idx = ((h * HUE_BINS) >> 8) * 4 + (s >= 140) * 2 + (v >= 150)
     grey_idx = _CHROMA_BINS + np.minimum(v * _GREY_BINS >> 8, _GREY_BINS - 1)
-    idx = np.where(chroma, chroma_idx, grey_idx)
+    return np.where(chroma, chroma_idx, grey_idx)
+
+
+def _region_histogram(bins: np.ndarray, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    if np.count_nonzero(mask) < 8:  # no usable foreground: describe all pixels of the region
+        idx = bins.reshape(-1)
+        pixels = rgb.reshape(-1, 3)
+    else:
+        idx = bins[mask]
+        pixels = rgb[mask]
     hist = np.bincount(idx, minlength=_CHROMA_BINS + _GREY_BINS).astype(np.float32)
     hist = np.sqrt(hist / max(1.0, float(hist.sum())))
-    mean_rgb = rgb[mask].reshape(-1, 3).mean(axis=0).astype(np.float32) / 255.0
+    mean_rgb = pixels.mean(axis=0).astype(np.float32) / 255.0
     return np.concatenate([hist, mean_rgb])
 
 
@@ -47,8 +52,9 @@ def colour_features(img: Image.Image, crop: CropResult | None = None) -> np.ndar
     if crop is None:
         crop = find_main_object(rgb_img)
     left, top, right, bottom = crop.box
-    rgb = np.asarray(rgb_img)[top:bottom, left:right]
-    hsv = np.asarray(rgb_img.convert("HSV"))[top:bottom, left:right]
+    box_img = rgb_img.crop(crop.box) if not crop.full_image else rgb_img
+    rgb = np.asarray(box_img)
+    bins = _bin_map(np.asarray(box_img.convert("HSV")))
     mask = crop.mask[top:bottom, left:right]
     bh, bw = mask.shape
     regions = [
@@ -56,5 +62,5 @@ def colour_features(img: Image.Image, crop: CropResult | None = None) -> np.ndar
         (slice(bh // 4, bh - bh // 4), slice(bw // 4, bw - bw // 4)),
         (slice(0, max(1, bh // 2)), slice(0, bw)),
     ]
-    parts = [_region_histogram(hsv[r, c], rgb[r, c], mask[r, c]) for r, c in regions]
+    parts = [_region_histogram(bins[r, c], rgb[r, c], mask[r, c]) for r, c in regions]
     return np.concatenate(parts).astype(np.float32)

@@ -52,8 +52,10 @@ def border_colour(arr: np.ndarray, width: int = 2) -> tuple[int, int, int]:
 def foreground_mask(
     arr: np.ndarray, background: tuple[int, int, int], threshold: int
 ) -> np.ndarray:
-    diff = np.abs(arr.astype(np.int16) - np.asarray(background, dtype=np.int16)[None, None, :])
-    return diff.max(axis=2) > threshold
+    """Pixels whose largest per-channel difference from ``background`` exceeds ``threshold``."""
+    bg = np.asarray(background, dtype=np.uint8)
+    diff = np.maximum(arr, bg) - np.minimum(arr, bg)  # exact |arr - bg| without widening
+    return np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2]) > threshold
 
 
 def find_main_object(
@@ -71,8 +73,8 @@ def find_main_object(
     bg = border_colour(arr)
     mask = foreground_mask(arr, bg, threshold)
     full = CropResult((0, 0, w, h), True, bg, mask)
-    rows = np.flatnonzero(mask.sum(axis=1) > max(1, line_fraction * w))
-    cols = np.flatnonzero(mask.sum(axis=0) > max(1, line_fraction * h))
+    rows = np.flatnonzero(np.count_nonzero(mask, axis=1) > max(1, line_fraction * w))
+    cols = np.flatnonzero(np.count_nonzero(mask, axis=0) > max(1, line_fraction * h))
     if rows.size == 0 or cols.size == 0:
         return full
     top, bottom = int(rows[0]), int(rows[-1]) + 1

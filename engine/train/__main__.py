@@ -1,4 +1,4 @@
-"""``python -m engine.train <command>``: training entry points (``joint``, ``looks``, ``ltr``).
+"""``python -m engine.train <command>``: training entry points (``joint``, ``looks``, ``ltr``, ``static-text``).
 
 ``looks`` and ``ltr`` are also runnable as ``python -m engine.train.looks`` and
 ``python -m engine.train.ltr``; the arguments after the command go to that module's CLI.
@@ -18,11 +18,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "complete-the-look compatibility model (engine/looks/weights/compat.pt)",
     ),
     "ltr": ("engine.train.ltr", "GBDT+LR search re-ranker (engine/ltr/weights/)"),
+    "static-text": (
+        "engine.train.static_text",
+        "static document text encoder distilled from MiniLM (engine/models/weights/text_static.pt)",
+    ),
 }
 
 USAGE = (
-    "usage: python -m engine.train {joint,looks,ltr} [--help] [options]\n\ncommands:\n"
-    + "".join(f"  {name:<7}{desc}\n" for name, (_, desc) in COMMANDS.items())
+    "usage: python -m engine.train {joint,looks,ltr,static-text} [--help] [options]\n\ncommands:\n"
+    + "".join(f"  {name:<12}{desc}\n" for name, (_, desc) in COMMANDS.items())
     + "\n`python -m engine.train COMMAND --help` lists a command's options."
 )
 

@@ -107,7 +107,7 @@ class TrainConfig:
     small_images: bool = False
     photographed_only: bool = False
     full_text_for_all: bool = False
-    small_image_size: int = 112
+    small_image_size: int = 224  # ingest encodes every photo at 224, small ones too
     n_bits: int = 256
     num_threads: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
@@ -142,6 +142,13 @@ def encode_labels(products: list[Product], vocab: dict[str, list[str]]) -> dict[
     return out
 
 
+def fast_image_backbone(encoder: ImageEncoder, cfg: TrainConfig) -> Any:
+    """ONNX Runtime for feature extraction on CPU when it matches PyTorch (~3x faster)."""
+    from engine.models.accel import accelerate_image
+
+    return accelerate_image(encoder, threads=cfg.num_threads)
+
+
 def prepare(
     catalog_path: Path,
     images_dir: Path,
@@ -174,8 +181,8 @@ def prepare(
             texts = [fn(p) for p in products]
         text[name] = cached_text_features(texts, text_factory, cache_dir=cache_dir)
 
-    def image_factory() -> ImageEncoder:
-        return ImageEncoder("auto", num_threads=cfg.num_threads)
+    def image_factory() -> Any:
+        return fast_image_backbone(ImageEncoder("auto", num_threads=cfg.num_threads), cfg)
 
     index = {p.id: i for i, p in enumerate(products)}
     ids, feats = cached_image_inputs([p.id for p in products], images_dir, image_factory)
@@ -184,13 +191,15 @@ def prepare(
     feat_parts = [feats]
     if small_tar is not None and cfg.small_images:
 
-        def small_factory() -> ImageEncoder:
-            return ImageEncoder(
+        def small_factory() -> Any:
+            encoder = ImageEncoder(
                 "auto", num_threads=cfg.num_threads, image_size=cfg.small_image_size
             )
+            return fast_image_backbone(encoder, cfg)
 
+        # only training items' small photos become pairs (test and validation items never do)
         sids, sfeats = cached_tar_image_inputs(
-            [p.id for p in products],
+            [p.id for p in products if not is_test_id(p.id) and not is_val_id(p.id)],
             small_tar,
             small_factory,
             cache_dir=cache_dir,
@@ -458,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="images_60x80.tar.gz: add its photos of all training items as extra pairs",
     )
     parser.add_argument(
+        "--small-image-size",
+        type=int,
+        default=TrainConfig.small_image_size,
+        help="encoder input size for the --small-images photos (features cached per size)",
+    )
+    parser.add_argument(
         "--supcon-weight",
         type=float,
         default=TrainConfig.supcon_weight,
@@ -493,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         supcon_weight=args.supcon_weight,
         use_colour=not args.no_colour,
         small_images=args.small_images is not None,
+        small_image_size=args.small_image_size,
         photographed_only=args.photographed_only,
         num_threads=args.threads,
     )

@@ -55,14 +55,6 @@ K = 10
 # --------------------------------------------------------------------------- shared helpers
 
 
-def checkpoint_path(settings: Settings) -> Path:
-    from engine.models.joint import DEFAULT_CHECKPOINT
-
-    path = settings.models.joint_checkpoint
-    ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
-    return ckpt / "joint.pt" if ckpt.is_dir() else ckpt
-
-
 def load_model(ctx: EvalContext) -> Any:
     """The joint model (shared through ``ctx.cache``); ModelUnavailable when missing."""
     if MODEL_KEY in ctx.cache:
@@ -85,9 +77,9 @@ def load_model(ctx: EvalContext) -> Any:
 
 
 def model_version(settings: Settings) -> str:
-    from ingest.encode import checkpoint_version
+    from ingest.encode import encoder_version
 
-    return checkpoint_version(checkpoint_path(settings))
+    return encoder_version(settings)
 
 
 def eval_index_name(settings: Settings, products: Sequence[Product], version: str) -> str:
@@ -127,7 +119,7 @@ def ensure_catalog_index(
         images_dir=images_dir,
         index=name,
         backend=backend,
-        encoder=_encoder(model, version, DEFAULT_CACHE_DIR, onnx=settings.models.onnx),
+        encoder=_encoder(model, version, DEFAULT_CACHE_DIR, settings),
         state_dir=CACHE_DIR / "state",
         progress=progress,
     )
@@ -139,16 +131,24 @@ def ensure_catalog_index(
     return name
 
 
-def _encoder(model: Any, version: str, feature_cache: Path, *, onnx: bool) -> Any:
-    """The ingest encoder over ``model``: ONNX Runtime backbones when enabled, available and
-    equivalent (as ``python -m ingest`` runs), and frozen MiniLM features reused by text content
-    from the cache training fills; that cache is only read here, never rewritten (a rewrite
-    would drop entries a concurrent training run adds, see engine/looks/vectors.py)."""
+def _encoder(model: Any, version: str, feature_cache: Path, settings: Settings) -> Any:
+    """The ingest encoder over ``model``, as ``python -m ingest`` builds it: ONNX Runtime
+    backbones when enabled, available and equivalent, and the document text encoder the settings
+    name (the static one by default). With MiniLM documents, frozen MiniLM features are reused by
+    text content from the cache training fills; that cache is only read here, never rewritten (a
+    rewrite would drop entries a concurrent training run adds, see engine/looks/vectors.py)."""
     from engine.models.feature_cache import open_text_cache
     from ingest.encode import JointEncoder
 
-    if onnx and hasattr(model, "accelerate"):
+    if settings.models.onnx and hasattr(model, "accelerate"):
         model.accelerate()
+    if settings.models.document_text_encoder == "static":
+        from engine.models.static_text import StaticTextEncoder
+
+        document_text = StaticTextEncoder.load(
+            model.text_encoder, settings.models.static_text_weights
+        )
+        return JointEncoder(model, version, document_text=document_text)
     return JointEncoder(
         model, version, text_cache=open_text_cache(feature_cache), save_text_cache=False
     )
