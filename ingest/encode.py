@@ -148,13 +148,12 @@ class JointEncoder:
             batch_size=batch_size or settings.models.batch_size,
             num_threads=settings.models.num_threads,
         )
-        document_text = None
-        if settings.models.document_text_encoder == "static":
-            from engine.models.static_text import StaticTextEncoder
+        from engine.models.static_text import document_text_encoder
 
-            document_text = StaticTextEncoder.load(
-                model.text_encoder, settings.models.static_text_weights
-            )
+        ms = settings.models
+        document_text = document_text_encoder(
+            ms.document_text_encoder, model.text_encoder, ms.static_text_weights
+        )
         encoder = cls(
             model,
             encoder_version(settings),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,3 +239,30 @@ def test_co_category_baseline_prefers_seen_type_pairs() -> None:
     # the look scorer averages pairwise scores
     assert look_scores([[("t2", "top"), ("j2", "bottom")]], base)[0] == pytest.approx(scores[0])
     assert np.isfinite(scores).all()
+
+
+def test_item_vectors_use_the_document_text_encoder_like_ingest(tmp_path: Path) -> None:
+    """With a document text encoder (the static one, as ingest uses), item vectors are computed
+    from it: MiniLM and its cache are not touched."""
+    from engine.looks.vectors import compute_item_vectors
+
+    class Joint:
+        text_for_product = staticmethod(lambda p: f"text {p.id}")
+
+        @property
+        def text_encoder(self) -> None:
+            raise AssertionError("MiniLM must not run")
+
+        def embed_text_features(self, feats: np.ndarray) -> np.ndarray:
+            return feats[:, :4] * 2
+
+    class Static:
+        def encode(self, texts: list[str]) -> np.ndarray:
+            return np.stack([np.full(8, float(t.split()[-1])) for t in texts]).astype(np.float32)
+
+    products = [Product(id="3", title="a"), Product(id="5", title="b")]
+    vectors = compute_item_vectors(
+        products, Joint(), None, cache_dir=tmp_path, document_text=Static()
+    )
+    np.testing.assert_allclose(vectors.get(["5"], "text"), [[10.0] * 4])
+    assert list(tmp_path.iterdir()) == []

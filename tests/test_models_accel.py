@@ -39,3 +39,17 @@ def test_api_loader_respects_the_onnx_setting() -> None:
     ]()
     assert type(on.text_encoder).__name__ == "OnnxTextEncoder"
     assert type(off.text_encoder).__name__ == "TextEncoder"
+
+
+def test_training_feature_extraction_uses_the_equivalent_onnx_backbone() -> None:
+    """engine.train.joint extracts image inputs through accelerate_image: same features."""
+    from engine.models.accel import OnnxImageBackbone, accelerate_image
+    from engine.models.encoders import ImageEncoder
+    from engine.models.features import image_inputs
+
+    encoder = ImageEncoder("cpu", num_threads=1)
+    fast = accelerate_image(encoder, threads=1)
+    assert isinstance(fast, OnnxImageBackbone)
+    assert accelerate_image(fast) is fast  # idempotent
+    images = [Image.open(p).convert("RGB") for p in sorted(SAMPLE_IMAGES.glob("*.jpg"))[:3]]
+    np.testing.assert_allclose(image_inputs(images, fast), image_inputs(images, encoder), atol=1e-3)

@@ -125,3 +125,44 @@ def test_shipped_checkpoint_embeds_images_and_texts() -> None:
     assert len(preds) == 2 and len(preds[0]["base_colour"]) == 3
     # A red garment on white should look red to the colour-aware head.
     assert "Red" in preds[0]["base_colour"]
+
+
+def test_colour_head_round_trip_and_photo_colour_averaging(tmp_path: Path) -> None:
+    """A checkpoint with a colour head: photos' base colour = the average of the colour head's
+    and the attribute head's distributions; embeddings and other attributes are unchanged;
+    joint embeddings (no photo inputs) use the attribute head only."""
+    from engine.models.joint import build_colour_head
+
+    model = _tiny_model()
+    rng = np.random.default_rng(2)
+    feats = rng.standard_normal((4, IMAGE_INPUT_DIM)).astype(np.float32)
+    before = model.image_attribute_probabilities(feats)
+    head = build_colour_head(model.config, VOCAB)
+    with torch.no_grad():
+        head.net[-1].bias.copy_(torch.tensor([0.0, 50.0]))  # the head is sure: "Red"
+    model.colour_head = head.eval()
+    model.config["colour_head_weight"] = 0.5
+    after = model.image_attribute_probabilities(feats)
+    np.testing.assert_allclose(after["article_type"], before["article_type"])
+    np.testing.assert_allclose(
+        after["base_colour"], 0.5 * before["base_colour"] + 0.5 * np.array([0.0, 1.0]), atol=1e-5
+    )
+    loaded = JointModel.load(model.save(tmp_path / "joint.pt"), "cpu")
+    assert loaded.colour_head is not None
+    got = loaded.image_attribute_probabilities(feats)["base_colour"]
+    np.testing.assert_allclose(got, after["base_colour"], atol=2e-2)  # float16 storage
+    np.testing.assert_allclose(
+        loaded.embed_image_features(feats), model.embed_image_features(feats), atol=2e-2
+    )
+    by_feats = loaded.predict_attributes(feats, top_k=None)
+    assert abs(by_feats[0]["base_colour"]["Red"] - float(got[0, 1])) < 1e-5
+    emb = loaded.embed_image_features(feats)
+    by_emb = loaded.predict_attributes(emb, top_k=None)  # joint vectors: attribute head only
+    plain = loaded.attribute_probabilities(emb)["base_colour"]
+    assert abs(by_emb[0]["base_colour"]["Red"] - float(plain[0, 1])) < 1e-5
+
+
+def test_shipped_checkpoint_has_a_colour_head() -> None:
+    model = JointModel.load(None, "cpu")
+    assert model.colour_head is not None
+    assert 0.0 < float(model.config["colour_head_weight"]) <= 1.0

@@ -99,14 +99,22 @@ def compute_item_vectors(
     images_dir: Path | None = None,
     *,
     cache_dir: Path | None = None,
+    document_text: Any = None,
 ) -> ItemVectors:
-    """Vectors of ``products`` with a loaded JointModel (backbone features cached on disk)."""
+    """Vectors of ``products`` with a loaded JointModel (backbone features cached on disk).
+    ``document_text``: the documents' text backbone ingest uses when it is not MiniLM (the
+    static encoder, :func:`engine.models.static_text.document_text_encoder`), so these vectors
+    are the ones the products index holds."""
     from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs
 
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     ids = [p.id for p in products]
     texts = [joint.text_for_product(p) for p in products]
-    text = joint.embed_text_features(cached_texts(texts, lambda: joint.text_encoder, cache))
+    if document_text is not None:
+        features = document_text.encode(texts)
+    else:
+        features = cached_texts(texts, lambda: joint.text_encoder, cache)
+    text = joint.embed_text_features(features)
     image = np.zeros_like(text)
     if images_dir is not None and Path(images_dir).is_dir():
         img_ids, img_feats = cached_image_inputs(

@@ -170,6 +170,27 @@ class JointNet(nn.Module):
         return list(torch.split(self.attr_head(emb * 8.0), self.attribute_sizes, dim=-1))
 
 
+class ColourHead(nn.Module):
+    """Base colour straight from a photo's inputs (backbone features + colour descriptor).
+
+    The attribute head reads the 256-d joint embedding, which keeps what matches text and loses
+    part of the colour signal; this head reads the raw image inputs instead and is trained on
+    many more photos (the 60x80 set too; ``python -m engine.train colour``). When a checkpoint
+    has one, photos' ``base_colour`` probabilities average its own with the attribute head's.
+    """
+
+    def __init__(self, in_dim: int, n_colours: int, hidden: int = 512, dropout: float = 0.3):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_colours)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
 class JointModel:
     """Embeds images and texts into one normalised space; predicts attributes; binary codes."""
 
@@ -183,10 +204,13 @@ class JointModel:
         device: str = "auto",
         batch_size: int = 32,
         num_threads: int | None = None,
+        colour_head: ColourHead | None = None,
     ) -> None:
         apply_num_threads(num_threads)
         self.device = resolve_device(device)
         self.net = net.eval().to(self.device)
+        # over attribute_vocab["base_colour"]; see ColourHead
+        self.colour_head = None if colour_head is None else colour_head.eval().to(self.device)
         self.attribute_vocab = attribute_vocab
         self.binary = binary
         self.config = dict(config or {})
@@ -300,6 +324,19 @@ class JointModel:
             for name, lg in zip(self.net.attribute_names, logits, strict=True)
         }
 
+    def image_attribute_probabilities(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """Attribute probabilities of photos from their :meth:`image_features`: the attribute
+        head on the image embeddings; ``base_colour`` averaged with the colour head's when the
+        checkpoint has one (weight ``config['colour_head_weight']``, chosen on validation)."""
+        probs = self.attribute_probabilities(self.embed_image_features(features))
+        if self.colour_head is not None and "base_colour" in probs:
+            head = self.colour_head
+            logits = self._run(head, features, self.image_input_dim, "image features")
+            head_p = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+            w = float(self.config.get("colour_head_weight", 0.5))
+            probs["base_colour"] = (w * head_p + (1 - w) * probs["base_colour"]).astype(np.float32)
+        return probs
+
     def predict_attributes(
         self,
         inputs: Sequence[Image.Image] | np.ndarray,
@@ -311,15 +348,17 @@ class JointModel:
         ``inputs`` are PIL images, precomputed image features (N, IMAGE_INPUT_DIM) or joint
         embeddings (N, dim).
         """
-        if isinstance(inputs, np.ndarray):
-            if inputs.ndim == 2 and inputs.shape[1] == self.dim:
-                emb = inputs.astype(np.float32)
-            else:
-                emb = self.embed_image_features(inputs)
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 2 and inputs.shape[1] == self.dim:
+            probs = self.attribute_probabilities(inputs.astype(np.float32))
+        elif isinstance(inputs, np.ndarray):
+            probs = self.image_attribute_probabilities(inputs)
         else:
-            emb = self.embed_images(list(inputs))
-        probs = self.attribute_probabilities(emb)
-        result: list[dict[str, dict[str, float]]] = [{} for _ in range(emb.shape[0])]
+            images = list(inputs)
+            if not images:
+                return []
+            probs = self.image_attribute_probabilities(self.image_features(images))
+        n = next(iter(probs.values())).shape[0] if probs else 0
+        result: list[dict[str, dict[str, float]]] = [{} for _ in range(n)]
         for name, p in probs.items():
             vocab = self.attribute_vocab[name]
             order = np.argsort(-p, axis=1)
@@ -345,6 +384,9 @@ class JointModel:
             "binary": None
             if self.binary is None
             else {k: torch.from_numpy(v) for k, v in self.binary.to_state().items()},
+            "colour_head": None
+            if self.colour_head is None
+            else colour_head_state(self.colour_head),
         }
 
     def save(self, path: Path) -> Path:
@@ -371,6 +413,10 @@ class JointModel:
         binary = None
         if state.get("binary") is not None:
             binary = BinaryCoder.from_state({k: v.numpy() for k, v in state["binary"].items()})
+        colour_head = None
+        if state.get("colour_head") is not None:
+            colour_head = build_colour_head(config, vocab)
+            load_weights(colour_head, state["colour_head"], ckpt, JOINT_CHECKPOINT)
         return cls(
             net,
             vocab,
@@ -379,6 +425,7 @@ class JointModel:
             device=device,
             batch_size=batch_size,
             num_threads=num_threads,
+            colour_head=colour_head,
         )
 
 
@@ -391,6 +438,22 @@ def build_net(config: dict[str, Any], vocab: dict[str, list[str]]) -> JointNet:
         attribute_sizes={k: len(v) for k, v in vocab.items()},
         dropout=float(config.get("dropout", 0.1)),
     )
+
+
+def build_colour_head(config: dict[str, Any], vocab: dict[str, list[str]]) -> ColourHead:
+    return ColourHead(
+        int(config.get("image_in", IMAGE_INPUT_DIM)),
+        len(vocab.get("base_colour", [])),
+        hidden=int(config.get("colour_hidden", 512)),
+    )
+
+
+def colour_head_state(head: ColourHead) -> dict[str, torch.Tensor]:
+    """float16 weights, float32 standardisation statistics."""
+    return {
+        k: v.detach().cpu().float() if k in ("mean", "std") else v.detach().cpu().half()
+        for k, v in head.state_dict().items()
+    }
 
 
 def load(path: Path | None = None, device: str = "auto", **kwargs: Any) -> JointModel:

@@ -255,3 +255,13 @@ class StaticTextEncoder:
             ids, offs = torch.from_numpy(flat), torch.from_numpy(offsets)
             out.append(self.net(ids, offs, self._table).numpy())
         return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def document_text_encoder(
+    choice: str, text_encoder: Any, weights: Path | None = None
+) -> StaticTextEncoder | None:
+    """The documents' text backbone ``models.document_text_encoder`` names: the static encoder
+    for ``"static"``, None for ``"minilm"`` (callers then use MiniLM itself)."""
+    if choice == "static":
+        return StaticTextEncoder.load(text_encoder, weights)
+    return None

@@ -1,4 +1,4 @@
-"""``python -m engine.train <command>``: training entry points (``joint``, ``looks``, ``ltr``, ``static-text``).
+"""``python -m engine.train <command>``: training entry points (``joint``, ``colour``, ``looks``, ``ltr``, ``static-text``).
 
 ``looks`` and ``ltr`` are also runnable as ``python -m engine.train.looks`` and
 ``python -m engine.train.ltr``; the arguments after the command go to that module's CLI.
@@ -13,6 +13,10 @@ import sys
 # command -> (module with main(argv) -> int, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
     "joint": ("engine.train.joint", "joint image-text model (engine/models/weights/joint.pt)"),
+    "colour": (
+        "engine.train.colour",
+        "colour head over photo inputs, added to engine/models/weights/joint.pt",
+    ),
     "looks": (
         "engine.train.looks",
         "complete-the-look compatibility model (engine/looks/weights/compat.pt)",
@@ -25,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 USAGE = (
-    "usage: python -m engine.train {joint,looks,ltr,static-text} [--help] [options]\n\ncommands:\n"
+    "usage: python -m engine.train {joint,colour,looks,ltr,static-text} [--help] [options]\n\ncommands:\n"
     + "".join(f"  {name:<12}{desc}\n" for name, (_, desc) in COMMANDS.items())
     + "\n`python -m engine.train COMMAND --help` lists a command's options."
 )

@@ -338,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-items", type=int, default=None, help="first N catalog rows only")
     parser.add_argument("--eval-limit", type=int, default=None, help="cap val/test questions")
     parser.add_argument("--device", default="cpu", help="device of the joint model")
+    parser.add_argument(
+        "--text-encoder",
+        choices=("static", "minilm"),
+        default="static",
+        help="documents' text encoder, as ingest runs it (default static)",
+    )
     return parser
 
 
@@ -375,7 +381,12 @@ def main(argv: list[str] | None = None) -> int:
 
     joint = JointModel.load(args.joint_checkpoint, device=args.device, num_threads=args.num_threads)
     eligible = [p for p in products if look_slot(p) is not None]
-    vectors = compute_item_vectors(eligible, joint, args.images, cache_dir=args.cache_dir)
+    from engine.models.static_text import document_text_encoder, weights_version
+
+    document_text = document_text_encoder(args.text_encoder, joint.text_encoder)
+    vectors = compute_item_vectors(
+        eligible, joint, args.images, cache_dir=args.cache_dir, document_text=document_text
+    )
     data = prepare(eligible, looks, vectors)
     if len(data.pairs) == 0:
         logger.error("no training pairs: are there looks over this catalog?")
@@ -392,7 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         limit=args.eval_limit,
     )
-    model.config["joint_model_version"] = joint_version(args.joint_checkpoint)
+    # the model_version ingest stamps on product documents (joint heads + document text encoder)
+    version = joint_version(args.joint_checkpoint)
+    if document_text is not None:
+        version += "+" + weights_version()
+    model.config["joint_model_version"] = version
     path = model.save(args.out)
     report = {
         "config": asdict(cfg),

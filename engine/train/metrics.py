@@ -89,7 +89,8 @@ def joint_metrics(
     * ``image_to_image_p_at_10_type_colour``: share of each photo's k nearest other photos with
       the same article_type and base_colour;
     * ``attr_top1_<name>``: top-1 accuracy of the attribute head on the photos (base colour on
-      items whose colour is among the 12 most frequent of the gallery).
+      items whose colour is among the 12 most frequent of the gallery; from the colour head
+      when the model has one).
     """
     img = model.embed_image_features(image_inputs)
     txt = model.embed_text_features(text_features)
@@ -103,7 +104,7 @@ def joint_metrics(
     if title_features is not None:
         title = model.embed_text_features(title_features)
         out["title_to_image_recall_at_10"] = exact_recall_at_k(title, img, targets, k)
-    probs = model.attribute_probabilities(img)
+    probs = model.image_attribute_probabilities(image_inputs)
     colours = top_colours(products)
     for name in ("article_type", "base_colour", "gender", "usage", "pattern", "sub_category"):
         if name not in probs:

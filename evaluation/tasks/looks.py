@@ -170,7 +170,15 @@ def run(ctx: EvalContext) -> TaskResult:
         num_threads=ctx.settings.models.num_threads,
     )
 
+    from engine.models.static_text import document_text_encoder
+
+    ms = ctx.settings.models
+    document_text = document_text_encoder(
+        ms.document_text_encoder, joint.text_encoder, ms.static_text_weights
+    )
+
     def vectors(products: Sequence[Product]) -> ItemVectors:
-        return compute_item_vectors(products, joint, ctx.images_dir)
+        # as ingest computes them (the index's stored vectors)
+        return compute_item_vectors(products, joint, ctx.images_dir, document_text=document_text)
 
     return evaluate(ctx, model, vectors)

@@ -142,12 +142,13 @@ def _encoder(model: Any, version: str, feature_cache: Path, settings: Settings) 
 
     if settings.models.onnx and hasattr(model, "accelerate"):
         model.accelerate()
-    if settings.models.document_text_encoder == "static":
-        from engine.models.static_text import StaticTextEncoder
+    from engine.models.static_text import document_text_encoder
 
-        document_text = StaticTextEncoder.load(
-            model.text_encoder, settings.models.static_text_weights
-        )
+    ms = settings.models
+    document_text = document_text_encoder(
+        ms.document_text_encoder, model.text_encoder, ms.static_text_weights
+    )
+    if document_text is not None:
         return JointEncoder(model, version, document_text=document_text)
     return JointEncoder(
         model, version, text_cache=open_text_cache(feature_cache), save_text_cache=False
