@@ -1,8 +1,10 @@
 """Encoder throughput on this machine: ``python -m evaluation.bench_encoders``.
 
 Prints images/s of the full image path (crop + colour + EfficientNet-Lite0 + joint projection)
-at batch 32 and batch 1, the backbone alone, and texts/s of MiniLM + projection, on the CPU and
-on CUDA when available. Not a timed test: numbers depend on the machine and its load.
+at batch 32 and batch 1, the backbone alone, texts/s of MiniLM + projection for short queries and
+for catalog document texts (``text_for_product`` of the sample catalog, ~59 word pieces), and the
+static document text encoder ingest uses; on the CPU with PyTorch eager and with ONNX Runtime,
+and on CUDA when available. Not a timed test: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -51,10 +53,22 @@ def _rate(fn: Callable[[], object], items: int, repeats: int) -> float:
     return items * repeats / (time.perf_counter() - start)
 
 
-def bench(device: str, images_dir: Path | None, threads: int | None, repeats: int) -> None:
+def _documents(n: int) -> list[str]:
+    from engine.catalog import load_catalog
+    from engine.models.joint import text_for_product
+    from engine.settings import SAMPLE_DIR
+
+    texts = [text_for_product(p) for p in load_catalog(SAMPLE_DIR / "catalog.jsonl")]
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def bench(
+    device: str, images_dir: Path | None, threads: int | None, repeats: int, runtime: str
+) -> None:
     apply_num_threads(threads)
-    print(f"== device {device} (torch threads {torch.get_num_threads()})")
     model = JointModel.load(None, device, batch_size=32, num_threads=threads)
+    label = model.accelerate(threads) if runtime == "onnx" else "image=torch text=torch"
+    print(f"== device {device}, {label} (threads {threads})")
     imgs32 = _images(32, images_dir)
     one = imgs32[:1]
     enc: ImageEncoder = model.image_encoder
@@ -69,11 +83,27 @@ def bench(device: str, images_dir: Path | None, threads: int | None, repeats: in
     )
     texts = [TEXTS[i % len(TEXTS)] for i in range(64)]
     print(
-        f"text embed        batch 64: {_rate(lambda: model.embed_texts(texts), 64, repeats):8.1f} txt/s"
+        f"query text        batch 64: {_rate(lambda: model.embed_texts(texts), 64, repeats):8.1f} txt/s"
     )
     print(
-        f"text embed        batch  1: {_rate(lambda: model.embed_texts(TEXTS[:1]), 1, repeats * 8):8.1f} txt/s"
+        f"query text        batch  1: {_rate(lambda: model.embed_texts(TEXTS[:1]), 1, repeats * 8):8.1f} txt/s"
     )
+    docs = _documents(64)
+    print(
+        f"document text     batch 64: {_rate(lambda: model.embed_texts(docs), 64, repeats):8.1f} txt/s (MiniLM)"
+    )
+    if runtime == "onnx" or device != "cpu":
+        from engine.models.static_text import StaticTextEncoder
+
+        static = StaticTextEncoder.load(model.text_encoder)
+        docs32 = docs[:32]
+
+        def run_static() -> object:
+            return model.embed_text_features(static.encode(docs32))
+
+        print(
+            f"document text     batch 32: {_rate(run_static, 32, repeats * 8):8.1f} txt/s (static, ingest)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=settings.models.num_threads or 2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    bench("cpu", args.images, args.threads, args.repeats)
+    bench("cpu", args.images, args.threads, args.repeats, "torch")
+    if settings.models.onnx:
+        bench("cpu", args.images, args.threads, args.repeats, "onnx")
     if torch.cuda.is_available():
-        bench("cuda", args.images, args.threads, args.repeats)
+        bench("cuda", args.images, args.threads, args.repeats, "torch")
     else:
         print("CUDA: not available")
     return 0
