@@ -97,7 +97,8 @@ KEY_DESCRIPTIONS: dict[str, str] = {
     "compose_mm_ndcg_at_10": "'this but in <colour>': geometric mean of visual and text",
     "category_top1": "query -> category, top-1 accuracy",
     "category_top1_classifier_only": "query -> category by the classifier alone, top-1",
-    "image_p_at_10_type_colour": "photo search through the service (category-restricted k-NN), "
+    "image_p_at_10_type_colour": "photo search through the service (category-restricted k-NN "
+    "+ colour/type re-rank), "
     "precision@10 of same article type and colour over the whole index",
     "fitb_accuracy": "fill-in-the-blank (4 choices) accuracy",
     "compatibility_auc": "real vs corrupted looks, ROC AUC",

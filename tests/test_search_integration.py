@@ -215,12 +215,46 @@ def test_coarse_pass_agrees_with_exact_search(
     for item in sorted(products.values(), key=lambda p: p.id)[:20]:
         exact = svc.similar_to_item(item.id, size=10, category="off", coarse=False)
         coarse = svc.similar_to_item(item.id, size=10, category="off", coarse=True, explain=True)
-        assert coarse.strategy == "hamming-coarse+exact-rerank"
+        assert coarse.strategy.startswith("hamming-coarse+exact-rerank")
         assert all(h.explain and h.explain.hamming is not None for h in coarse.hits)
         got = {h.id for h in coarse.hits}
         recalls.append(len(got & {h.id for h in exact.hits}) / 10)
     # 200 coarse candidates out of 322 items: the exact top 10 should nearly always survive
     assert sum(recalls) / len(recalls) >= 0.9, recalls
+
+
+def test_photo_search_reranks_by_attribute_agreement(
+    svc: SearchService,
+    settings: Settings,
+    cluster: Backend,
+    model: Any,
+    sample_index: str,
+    products: dict[str, Product],
+) -> None:
+    """Photo search re-scores its top neighbours by colour x type agreement: each hit's score is
+    its cosine times its factor, in descending order; without the re-rank, plain k-NN order.
+    (Whether it helps is measured by the evaluation's search task on the full catalog.)"""
+    from dataclasses import replace
+
+    options = replace(svc.options, attribute_rerank=None)
+    plain = SearchService.from_settings(
+        settings, cluster, model, index=sample_index, options=options
+    )
+    items = [p for p in sorted(products.values(), key=lambda p: p.id) if is_test_id(p.id)][:5]
+    for item in items:
+        f = Filters(exclude_ids=(item.id,))
+        rr = svc.image_search(photo(item.id), f, size=5, explain=True)
+        assert rr.strategy.endswith("+attribute-rerank")
+        for h in rr.hits:
+            assert h.explain is not None and h.explain.attribute_factor is not None
+            assert 0 < h.explain.attribute_factor <= 1
+            expected = max(h.explain.vector or 0.0, 0.0) * h.explain.attribute_factor
+            assert h.score == pytest.approx(expected, abs=1e-4)
+        scores = [h.score for h in rr.hits]
+        assert scores == sorted(scores, reverse=True)
+        knn = plain.image_search(photo(item.id), f, size=5)
+        assert not knn.strategy.endswith("+attribute-rerank")
+        assert [h.score for h in knn.hits] == sorted((h.score for h in knn.hits), reverse=True)
 
 
 # --------------------------------------------------------------------------- compose

@@ -227,6 +227,9 @@ class HitExplain(BaseModel):
     )
     hamming: int | None = Field(default=None, description="Hamming distance of binary codes")
     soft_factor: float | None = Field(default=None, description="soft attribute filter factor")
+    attribute_factor: float | None = Field(
+        default=None, description="photo search: colour x type agreement factor of the re-rank"
+    )
     attribute_probs: dict[str, float] | None = Field(
         default=None, description="attribute probabilities the soft filter used"
     )

@@ -12,12 +12,14 @@ Three query types:
 * **image** (:meth:`SearchService.image_search`, :meth:`SearchService.similar_to_item`): the
   photo's joint embedding -> category prediction (classifier fused with a similarity-weighted
   kNN vote, :mod:`engine.search.category`) -> k-NN restricted to the predicted article type when
-  confident -> optionally a Hamming coarse pass on ``binary_code`` with an exact cosine re-rank.
+  confident -> optionally a Hamming coarse pass on ``binary_code`` with an exact cosine re-rank
+  -> the top 60 re-scored by colour x type agreement with the query photo's predictions (or the
+  query item's stored ``attr_prob``), :mod:`engine.search.attribute_rerank`.
 * **compose** (:meth:`SearchService.compose_search`): ``normalize(f_image + w f_text(wanted) -
   w_neg f_text(unwanted))`` with a soft attribute filter (:mod:`engine.search.compose`).
 
 ``explain=True`` adds a per-stage breakdown to every hit (BM25 and vector scores raw and
-normalised, fused score, category, Hamming distance, soft-filter factor).
+normalised, fused score, category, Hamming distance, soft-filter or attribute re-rank factor).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from engine.backend import Backend
+from engine.documents import slug
 from engine.errors import ClusterRequestError, InvalidInput, NotFound
 from engine.queries import (
     BINARY_FIELD,
@@ -54,6 +57,13 @@ from engine.queries import (
     image_search_body,
     pipeline_weights,
     vector_search_body,
+)
+from engine.search.attribute_rerank import (
+    RERANK_ATTRIBUTES,
+    AttrDist,
+    AttributeRerank,
+    query_distribution,
+    rerank,
 )
 from engine.search.category import CategoryPrediction, predict_category
 from engine.search.compose import (
@@ -109,6 +119,9 @@ class SearchOptions:
     compose_field: str = IMAGE_FIELD
     text_cache_size: int = 4096
     pipeline_ttl_s: float = 5.0  # explain reads the installed weights at most this stale
+    # photo / item queries: re-score the top neighbours by colour and type agreement
+    # (engine.search.attribute_rerank); None turns it off
+    attribute_rerank: AttributeRerank | None = AttributeRerank()
 
 
 def _default_weights() -> tuple[float, float]:
@@ -171,6 +184,33 @@ def _hit(h: dict[str, Any], explain: HitExplain | None = None) -> Hit:
 
 def _hits(res: dict[str, Any]) -> list[dict[str, Any]]:
     return list(res.get("hits", {}).get("hits", []))
+
+
+def _attribute_rerank(
+    raw: list[dict[str, Any]], query: AttrDist, rr: AttributeRerank
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Hits re-scored by :func:`engine.search.attribute_rerank.rerank`; each keeps its k-NN
+    score under ``_knn_score`` and gets ``_score`` = cosine x factor."""
+    by_id = {str(h["_id"]): h for h in raw}
+    scored = rerank(
+        [
+            (
+                str(h["_id"]),
+                cosine_from_score(h["_score"]),
+                (h.get("_source") or {}).get("attr_prob"),
+            )
+            for h in raw
+        ],
+        query,
+        rr.floors(),
+    )
+    out = []
+    for doc_id, score, _ in scored:
+        h = dict(by_id[doc_id])
+        h["_knn_score"] = h["_score"]
+        h["_score"] = score
+        out.append(h)
+    return out, {doc_id: round(f, 6) for doc_id, _, f in scored}
 
 
 def _unsigned(code: Sequence[int]) -> np.ndarray:
@@ -253,6 +293,25 @@ class SearchService:
 
     def embed_image(self, image: Image.Image) -> np.ndarray:
         return np.asarray(self.model.embed_images([image])[0], dtype=np.float32)
+
+    def embed_image_attributes(self, image: Image.Image) -> tuple[np.ndarray, AttrDist | None]:
+        """The photo's joint vector and its predicted colour and type distributions (None
+        with a model that predicts no attributes from photos, e.g. a plugged-in CLIP)."""
+        model = self.model
+        if not hasattr(model, "image_attribute_probabilities"):
+            return self.embed_image(image), None
+        feats = model.image_features([image])
+        vec = np.asarray(model.embed_image_features(feats)[0], dtype=np.float32)
+        probs = model.image_attribute_probabilities(feats)
+        dist = {
+            name: {
+                str(v): float(p)
+                for v, p in zip(model.attribute_vocab[name], probs[name][0], strict=True)
+            }
+            for name in RERANK_ATTRIBUTES
+            if name in probs
+        }
+        return vec, query_distribution(dist, RERANK_ATTRIBUTES)
 
     def classifier_probs(self, vector: np.ndarray) -> dict[str, float]:
         """The attribute head's article-type distribution for a joint embedding."""
@@ -461,14 +520,21 @@ class SearchService:
         coarse: bool | None = None,
         explain: bool = False,
     ) -> SearchResponse:
-        """Products that look like a photo."""
-        return self._search_query_vector(
-            lambda: self.embed_image(image),
+        """Products that look like a photo (re-scored by colour and type agreement)."""
+        t0 = time.perf_counter()
+        if self.options.attribute_rerank is not None:
+            vec, query_attrs = self.embed_image_attributes(image)
+        else:
+            vec, query_attrs = self.embed_image(image), None
+        return self._vector_search(
+            vec,
             filters,
             size=size,
             category=category,
             coarse=coarse,
             explain=explain,
+            t0=t0,
+            query_attrs=query_attrs,
         )
 
     def search_by_vector(
@@ -538,8 +604,10 @@ class SearchService:
         """More like this product: its stored image embedding, itself excluded; ``auto``
         restricts to its own article type."""
         t0 = time.perf_counter()
-        vec, src = self.item_vector(item_id, fields=(BINARY_FIELD,))
+        vec, src = self.item_vector(item_id, fields=(BINARY_FIELD, "attr_prob"))
         code = _unsigned(src[BINARY_FIELD]) if src.get(BINARY_FIELD) else None
+        stored = src.get("attr_prob") or {}
+        query_attrs = {slug(a): stored[slug(a)] for a in RERANK_ATTRIBUTES if stored.get(slug(a))}
         return self._vector_search(
             vec,
             filters.excluding([item_id]),
@@ -550,6 +618,7 @@ class SearchService:
             t0=t0,
             item_category=src.get("article_type"),
             code=code,
+            query_attrs=query_attrs or None,
         )
 
     def _category_step(
@@ -600,12 +669,20 @@ class SearchService:
         t0: float,
         item_category: str | None = None,
         code: np.ndarray | None = None,
+        query_attrs: AttrDist | None = None,
     ) -> SearchResponse:
         info, restrict_to, neighbours = self._category_step(
             vec, filters, size, category, item_category
         )
         use_coarse = self.options.coarse if coarse is None else coarse
         extra: tuple[str, ...] = (BINARY_FIELD,) if (explain and use_coarse) else ()
+        rr = self.options.attribute_rerank if query_attrs else None
+        final_size = size
+        if rr is not None:
+            extra = (*extra, "attr_prob")
+            size = max(size, rr.depth)
+            if neighbours is not None and len(neighbours) < size:
+                neighbours = None  # too few for the re-rank: fetch them below
         source = Source(extra=extra)
         qcode: np.ndarray | None = None
         if use_coarse:
@@ -622,7 +699,7 @@ class SearchService:
             )
             strategy = "hamming-coarse+exact-rerank"
             raw = _hits(self.backend.search(self.index, body, search_pipeline=NO_PIPELINE))
-        elif restrict_to is None and neighbours is not None:
+        elif restrict_to is None and neighbours is not None and rr is None:
             strategy = "knn"
             raw = neighbours[:size]  # the vote's neighbours are the unrestricted results
         else:
@@ -637,6 +714,11 @@ class SearchService:
             )
             strategy = "knn-category" if restrict_to else "knn"
             raw = _hits(self.backend.search(self.index, body, search_pipeline=NO_PIPELINE))
+        factors: dict[str, float] = {}
+        if rr is not None and query_attrs:
+            raw, factors = _attribute_rerank(raw, query_attrs, rr)
+            strategy += "+attribute-rerank"
+        raw = raw[:final_size]
         hits = []
         for h in raw:
             ex = None
@@ -646,12 +728,13 @@ class SearchService:
                 if qcode is not None and src.get(BINARY_FIELD):
                     ham = _hamming(qcode, _unsigned(src[BINARY_FIELD]))
                 ex = HitExplain(
-                    vector=cosine_from_score(h["_score"]),
+                    vector=cosine_from_score(h.get("_knn_score", h["_score"])),
                     category=src.get("article_type"),
                     category_match=_same(src.get("article_type"), info.label)
                     if info.label
                     else None,
                     hamming=ham,
+                    attribute_factor=factors.get(str(h["_id"])),
                 )
             hits.append(_hit(h, ex))
         return SearchResponse(
