@@ -120,6 +120,9 @@ def text_for_product(product: Product) -> str:
 class _Tower(nn.Module):
     """Standardise -> Linear -> GELU -> Dropout -> Linear (residual-free, small)."""
 
+    mean: torch.Tensor  # registered buffers
+    std: torch.Tensor
+
     def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(in_dim))
@@ -179,6 +182,9 @@ class ColourHead(nn.Module):
     has one, photos' ``base_colour`` probabilities average its own with the attribute head's.
     """
 
+    mean: torch.Tensor  # registered buffers
+    std: torch.Tensor
+
     def __init__(self, in_dim: int, n_colours: int, hidden: int = 512, dropout: float = 0.3):
         super().__init__()
         self.register_buffer("mean", torch.zeros(in_dim))
@@ -222,7 +228,9 @@ class JointModel:
     # ------------------------------------------------------------------ properties
     @property
     def dim(self) -> int:
-        return int(self.net.image_tower.net[-1].out_features)
+        last = self.net.image_tower.net[-1]
+        assert isinstance(last, nn.Linear)
+        return int(last.out_features)
 
     @property
     def image_input_dim(self) -> int:

@@ -127,15 +127,19 @@ def base_table(teacher: Any, cache_dir: Path = DEFAULT_CACHE_DIR) -> tuple[np.nd
 class StaticTextNet(nn.Module):
     """Weighted mean of (base + correction) piece vectors -> residual MLP -> L2 normalise."""
 
+    base: torch.Tensor  # registered buffer (derived from MiniLM, never shipped)
+
     def __init__(self, base: np.ndarray, hidden: int = 768) -> None:
         super().__init__()
         vocab, dim = base.shape
         self.register_buffer("base", torch.as_tensor(base, dtype=torch.float32))
         self.delta = nn.Parameter(torch.zeros(vocab, dim))
         self.log_weight = nn.Parameter(torch.zeros(vocab))
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.zeros_(self.mlp[2].bias)
+        first = nn.Linear(dim, hidden)  # created in this order: seeded runs reproduce
+        out = nn.Linear(hidden, dim)
+        nn.init.zeros_(out.weight)  # starts as the identity: pooled vector unchanged
+        nn.init.zeros_(out.bias)
+        self.mlp = nn.Sequential(first, nn.GELU(), out)
 
     def pooled(
         self, ids: torch.Tensor, offsets: torch.Tensor, table: torch.Tensor | None = None

@@ -33,7 +33,7 @@ import torch
 
 from engine.catalog import Product, is_test_id, load_catalog
 from engine.models.encoders import ImageEncoder, apply_num_threads
-from engine.models.joint import DEFAULT_CHECKPOINT, JointModel, build_colour_head
+from engine.models.joint import DEFAULT_CHECKPOINT, ColourHead, JointModel, build_colour_head
 from engine.settings import DEFAULT_SHARED_DATA
 from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs, cached_tar_image_inputs
 from engine.train.joint import TrainConfig, fast_image_backbone, is_val_id
@@ -60,9 +60,7 @@ def _split_rows(ids: list[str], keep: object) -> np.ndarray:
     return np.asarray([i for i, pid in enumerate(ids) if keep(pid)], dtype=np.int64)  # type: ignore[operator]
 
 
-def train_head(
-    model: JointModel, x: np.ndarray, y: np.ndarray, cfg: ColourConfig
-) -> torch.nn.Module:
+def train_head(model: JointModel, x: np.ndarray, y: np.ndarray, cfg: ColourConfig) -> ColourHead:
     torch.manual_seed(cfg.seed)
     config = dict(model.config, colour_hidden=cfg.hidden)
     head = build_colour_head(config, model.attribute_vocab)
@@ -152,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             12
         )
     }
-    jcfg = TrainConfig(num_threads=cfg.threads)
+    jcfg = TrainConfig(num_threads=cfg.threads or 2)
 
     def factory() -> object:
         return fast_image_backbone(ImageEncoder("auto", num_threads=cfg.threads), jcfg)
@@ -165,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         p = products[pid]
         return not is_test_id(pid) and not is_val_id(pid) and p.base_colour in index
 
-    parts_x = [big_x[_split_rows(big_ids, train_item)]] * cfg.big_repeat
-    parts_y = [
-        np.asarray(
-            [index[products[big_ids[i]].base_colour] for i in _split_rows(big_ids, train_item)]
-        )
-    ] * cfg.big_repeat
+    def label(pid: str) -> int:
+        return index[str(products[pid].base_colour)]  # train_item: the colour is in the vocab
+
+    rows = _split_rows(big_ids, train_item)
+    parts_x = [big_x[rows]] * cfg.big_repeat
+    parts_y = [np.asarray([label(big_ids[i]) for i in rows])] * cfg.big_repeat
     n_small = 0
     if str(args.small_images).lower() != "none":
         train_ids = [pid for pid in products if train_item(pid)]
@@ -178,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             train_ids, args.small_images, factory, cache_dir=args.cache_dir, tag="tar224"
         )
         parts_x.append(small_x)
-        parts_y.append(np.asarray([index[products[i].base_colour] for i in small_ids]))
+        parts_y.append(np.asarray([label(i) for i in small_ids]))
         n_small = len(small_ids)
     x = np.concatenate(parts_x).astype(np.float32)
     y = np.concatenate(parts_y).astype(np.int64)
