@@ -8,7 +8,7 @@ result to whatever they construct.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     shared_data: Path = DEFAULT_SHARED_DATA
     sample_dir: Path = SAMPLE_DIR
+
+    def with_models(self, **changes: Any) -> Settings:
+        """A copy with some model settings changed (a CLI flag overriding the environment)."""
+        return self.model_copy(update={"models": self.models.model_copy(update=changes)})
 
 
 def load_settings(env_file: Path | None = None) -> Settings:

@@ -250,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     if args.text_encoder is not None:
-        models = settings.models.model_copy(update={"document_text_encoder": args.text_encoder})
-        settings = settings.model_copy(update={"models": models})
+        settings = settings.with_models(document_text_encoder=args.text_encoder)
     shared = settings.shared_data
     if not (shared / "catalog.jsonl.gz").is_file():
         print(f"shared data not found at {shared}", file=sys.stderr)

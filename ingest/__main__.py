@@ -166,10 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         _prepare_cluster(settings, backend, index, args.skip_config)
         if args.command == "products":
             if args.text_encoder is not None:
-                models = settings.models.model_copy(
-                    update={"document_text_encoder": args.text_encoder}
-                )
-                settings = settings.model_copy(update={"models": models})
+                settings = settings.with_models(document_text_encoder=args.text_encoder)
             options = PipelineOptions(
                 http_timeout_s=args.http_timeout,
                 http_retries=args.http_retries,

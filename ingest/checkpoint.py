@@ -6,34 +6,24 @@ records the catalog (path, size, sha1) so a resume against a different file is r
 byte length of the failure report at that point, so a resumed run truncates failures written
 after the last acknowledged batch (each failure is reported exactly once).
 
-Writes are atomic: a temp file in the same folder, fsync, then ``os.replace``.
+Writes are atomic (:func:`engine.files.atomic_write_bytes`): a temp file in the same folder,
+fsync, then ``os.replace``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import InvalidInput
+from engine.files import atomic_write_bytes, file_sha1
 from engine.settings import PROJECT_ROOT
 
 CHECKPOINT_FORMAT = "outfit-ingest-checkpoint/1"
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".cache" / "ingest"
-
-
-def file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def checkpoint_path(index: str, state_dir: Path | None = None) -> Path:
@@ -85,26 +75,9 @@ class Checkpoint:
 
 def save_checkpoint(cp: Checkpoint, path: Path) -> None:
     """Atomically replace ``path`` with ``cp`` (readers see the old or the new file, never half)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cp.updated_at = time.time()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(cp.to_json(), fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable too
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    text = json.dumps(cp.to_json(), indent=1, sort_keys=True)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def load_checkpoint(path: Path) -> Checkpoint | None:

@@ -9,7 +9,6 @@ batched backbone + heads run in the encode stage; the result equals
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from engine.catalog import Product
+from engine.models.checkpoints import resolve_checkpoint
 from engine.models.feature_cache import FeatureCache, open_text_cache, text_key
 from engine.settings import Settings
 
@@ -53,33 +53,22 @@ class Encoder(Protocol):
     def codes(self, embeddings: np.ndarray) -> np.ndarray | None: ...
 
 
-def checkpoint_version(path: Path) -> str:
-    """``<file stem>-<sha1 of the checkpoint bytes, 12 hex>``: changes whenever weights change."""
-    h = hashlib.sha1()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return f"{Path(path).stem}-{h.hexdigest()[:12]}"
-
-
 def joint_checkpoint_path(settings: Settings) -> Path:
     """The joint checkpoint file the settings name (default: the shipped one)."""
-    from engine.models.joint import DEFAULT_CHECKPOINT
+    from engine.models.joint import JOINT_CHECKPOINT
 
-    path = settings.models.joint_checkpoint
-    ckpt = Path(path) if path is not None else DEFAULT_CHECKPOINT
-    return ckpt / "joint.pt" if ckpt.is_dir() else ckpt
+    return resolve_checkpoint(settings.models.joint_checkpoint, JOINT_CHECKPOINT)
 
 
 def encoder_version(settings: Settings) -> str:
-    """The model version ingest stamps on documents (and folds into content hashes): the joint
-    checkpoint's, plus the static document text encoder's when that one is used."""
-    version = checkpoint_version(joint_checkpoint_path(settings))
-    if settings.models.document_text_encoder == "static":
-        from engine.models.static_text import weights_version
+    """The model version ingest stamps on documents with these settings
+    (:func:`engine.models.static_text.document_model_version`)."""
+    from engine.models.static_text import document_model_version
 
-        version += "+" + weights_version(settings.models.static_text_weights)
-    return version
+    ms = settings.models
+    return document_model_version(
+        ms.joint_checkpoint, ms.document_text_encoder, ms.static_text_weights
+    )
 
 
 class JointEncoder:
@@ -121,10 +110,7 @@ class JointEncoder:
         """Which runtime runs each backbone, e.g. 'image=onnx text=static'."""
         from engine.models.accel import runtime_label
 
-        label = runtime_label(self.image_backbone, self.text_backbone)
-        if self.document_text is not None:
-            label = label.split(" text=")[0] + " text=static"
-        return label
+        return runtime_label(self.image_backbone, self.document_text or self.text_backbone)
 
     @classmethod
     def load(
@@ -141,34 +127,48 @@ class JointEncoder:
         ``python -m engine.train joint`` also fills) read before, and updated after, encoding."""
         from engine.models.joint import JointModel
 
-        ckpt = joint_checkpoint_path(settings)
         model = JointModel.load(
-            ckpt,
+            joint_checkpoint_path(settings),
             settings.models.device,
             batch_size=batch_size or settings.models.batch_size,
             num_threads=settings.models.num_threads,
         )
+        encoder = cls.over_model(model, settings, feature_cache=feature_cache)
+        encoder.warm_up()
+        if accelerate and settings.models.onnx:
+            model.accelerate(settings.models.num_threads)
+        logger.info("joint model %s loaded (%s)", encoder.model_version, encoder.runtime)
+        return encoder
+
+    @classmethod
+    def over_model(
+        cls,
+        model: Any,
+        settings: Settings,
+        *,
+        feature_cache: Path | None = None,
+        save_text_cache: bool = True,
+    ) -> JointEncoder:
+        """The encoder ingest runs over an already loaded joint ``model``: documents' text
+        through the encoder the settings name (the static one by default), and, with MiniLM
+        documents, MiniLM features reused by content from ``feature_cache`` (written back at the
+        end unless ``save_text_cache`` is False)."""
         from engine.models.static_text import document_text_encoder
 
         ms = settings.models
         document_text = document_text_encoder(
             ms.document_text_encoder, model.text_encoder, ms.static_text_weights
         )
-        encoder = cls(
+        text_cache = None
+        if feature_cache is not None and document_text is None:
+            text_cache = open_text_cache(feature_cache)
+        return cls(
             model,
             encoder_version(settings),
-            text_cache=(
-                open_text_cache(feature_cache)
-                if feature_cache is not None and document_text is None
-                else None
-            ),
+            text_cache=text_cache,
+            save_text_cache=save_text_cache,
             document_text=document_text,
         )
-        encoder.warm_up()
-        if accelerate and settings.models.onnx:
-            model.accelerate(settings.models.num_threads)
-        logger.info("joint model %s loaded (%s)", encoder.model_version, encoder.runtime)
-        return encoder
 
     def warm_up(self) -> None:
         """Load both backbones now (they load lazily) so the first batch is not slowed."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from engine import files
 from engine.errors import InvalidInput
-from ingest import checkpoint as ck
 from ingest.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from ingest.report import Failure, FailureWriter, IngestReport
 
@@ -61,7 +61,7 @@ def test_failed_write_leaves_previous_checkpoint(
         raise OSError("disk full")
 
     cp.rows_done = 99
-    monkeypatch.setattr(ck.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)  # where the atomic write lives
     with pytest.raises(OSError):
         save_checkpoint(cp, path)
     monkeypatch.undo()

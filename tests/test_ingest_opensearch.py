@@ -102,8 +102,7 @@ def test_encoder_matches_joint_model(encoder: JointEncoder) -> None:
 
 
 def test_minilm_document_encoder_matches_joint_model(model_settings: Settings) -> None:
-    models = model_settings.models.model_copy(update={"document_text_encoder": "minilm"})
-    encoder = JointEncoder.load(model_settings.model_copy(update={"models": models}))
+    encoder = JointEncoder.load(model_settings.with_models(document_text_encoder="minilm"))
     texts = ["red floral maxi dress", "Nike Men Black Track Pants. Men, Shorts, Black"]
     assert encoder.document_text is None and "+static" not in encoder.model_version
     assert np.abs(encoder.embed_texts(texts) - encoder.model.embed_texts(texts)).max() < 1e-3

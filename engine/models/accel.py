@@ -14,11 +14,8 @@ loaded machine), so the API uses it too.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.models.checkpoints import atomic_write_bytes, module_digest
 from engine.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -46,11 +44,8 @@ def onnx_available() -> bool:
 
 
 def _weights_digest(module: torch.nn.Module, tag: str) -> str:
-    h = hashlib.sha1(f"{tag}:{EXPORT_VERSION}:{torch.__version__}".encode())
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    # the torch version is part of it: another exporter may write another graph
+    return module_digest(module, f"{tag}:{EXPORT_VERSION}:{torch.__version__}")
 
 
 def _session(path: Path, threads: int | None) -> Any:
@@ -68,15 +63,11 @@ def _session(path: Path, threads: int | None) -> Any:
 
 def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, **kw: Any) -> None:
     """Export with the TorchScript-based exporter; atomic write into the cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python code
         torch.onnx.export(module, args, buf, opset_version=17, dynamo=False, **kw)  # type: ignore[arg-type]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 class _ImageFeatures(torch.nn.Module):
@@ -207,9 +198,13 @@ class OnnxTextEncoder:
 
 
 def runtime_label(image_backbone: Any, text_backbone: Any) -> str:
-    """Which runtime runs each backbone, e.g. ``'image=onnx text=torch'``."""
+    """Which runtime runs each backbone, e.g. ``'image=onnx text=torch'`` (``text=static`` for
+    the static document text encoder)."""
+    from engine.models.static_text import StaticTextEncoder
 
     def kind(x: Any) -> str:
+        if isinstance(x, StaticTextEncoder):
+            return "static"
         return "onnx" if isinstance(x, OnnxImageBackbone | OnnxTextEncoder) else "torch"
 
     return f"image={kind(image_backbone)} text={kind(text_backbone)}"

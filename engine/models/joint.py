@@ -332,11 +332,16 @@ class JointModel:
             for name, lg in zip(self.net.attribute_names, logits, strict=True)
         }
 
-    def image_attribute_probabilities(self, features: np.ndarray) -> dict[str, np.ndarray]:
+    def image_attribute_probabilities(
+        self, features: np.ndarray, embeddings: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """Attribute probabilities of photos from their :meth:`image_features`: the attribute
-        head on the image embeddings; ``base_colour`` averaged with the colour head's when the
-        checkpoint has one (weight ``config['colour_head_weight']``, chosen on validation)."""
-        probs = self.attribute_probabilities(self.embed_image_features(features))
+        head on the image embeddings (``embeddings``, when the caller already has them);
+        ``base_colour`` averaged with the colour head's when the checkpoint has one (weight
+        ``config['colour_head_weight']``, chosen on validation)."""
+        if embeddings is None:
+            embeddings = self.embed_image_features(features)
+        probs = self.attribute_probabilities(embeddings)
         if self.colour_head is not None and "base_colour" in probs:
             head = self.colour_head
             logits = self._run(head, features, self.image_input_dim, "image features")

@@ -21,10 +21,8 @@ of the MiniLM weights it was distilled from; a different MiniLM is refused.
 
 from __future__ import annotations
 
-import hashlib
+import io
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,15 @@ import torch
 from torch import nn
 
 from engine.errors import ModelUnavailable
-from engine.models.checkpoints import CheckpointKind, read_checkpoint
+from engine.models.checkpoints import (
+    CheckpointKind,
+    atomic_write_bytes,
+    checkpoint_version,
+    file_sha1,
+    module_digest,
+    read_checkpoint,
+    resolve_checkpoint,
+)
 from engine.models.encoders import TEXT_FEATURE_DIM
 from engine.settings import PROJECT_ROOT
 
@@ -58,21 +64,29 @@ STATIC_TEXT_CHECKPOINT = CheckpointKind(
 
 def weights_version(path: Path | None = None) -> str:
     """``static-<sha1 of the weights file, 12 hex>``: part of the ingest model version."""
-    ckpt = Path(path) if path is not None else DEFAULT_WEIGHTS
-    if ckpt.is_dir():
-        ckpt = ckpt / STATIC_TEXT_CHECKPOINT.filename
+    ckpt = resolve_checkpoint(path, STATIC_TEXT_CHECKPOINT)
     if not ckpt.is_file():
         raise ModelUnavailable(STATIC_TEXT_CHECKPOINT.missing.format(ckpt=ckpt), path=str(ckpt))
-    return f"static-{hashlib.sha1(ckpt.read_bytes()).hexdigest()[:12]}"
+    return f"static-{file_sha1(ckpt)[:12]}"
+
+
+def document_model_version(
+    joint_checkpoint: Path | None, document_text_encoder: str, static_weights: Path | None = None
+) -> str:
+    """The ``model_version`` ingest stamps on product documents (and folds into content hashes;
+    the compatibility model records it): the joint checkpoint's version, plus the static
+    document text encoder's when documents use it."""
+    from engine.models.joint import JOINT_CHECKPOINT
+
+    version = checkpoint_version(resolve_checkpoint(joint_checkpoint, JOINT_CHECKPOINT))
+    if document_text_encoder == "static":
+        version += "+" + weights_version(static_weights)
+    return version
 
 
 def teacher_digest(teacher: Any) -> str:
     """sha1 (16 hex) of the MiniLM weights: which teacher a table / checkpoint belongs to."""
-    h = hashlib.sha1(b"minilm-static:1")
-    for name, tensor in sorted(teacher.model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return module_digest(teacher.model, "minilm-static:1")
 
 
 def torch_teacher(text_encoder: Any) -> Any:
@@ -116,11 +130,9 @@ def base_table(teacher: Any, cache_dir: Path = DEFAULT_CACHE_DIR) -> tuple[np.nd
             logger.warning("ignoring unreadable static text table %s: %s", path, exc)
     logger.info("deriving the static text table from MiniLM (once; cached in %s)", path.parent)
     table = derive_base_table(teacher)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, table)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.save(buf, table)
+    atomic_write_bytes(path, buf.getvalue())
     return table, digest
 
 

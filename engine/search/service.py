@@ -301,8 +301,9 @@ class SearchService:
         if not hasattr(model, "image_attribute_probabilities"):
             return self.embed_image(image), None
         feats = model.image_features([image])
-        vec = np.asarray(model.embed_image_features(feats)[0], dtype=np.float32)
-        probs = model.image_attribute_probabilities(feats)
+        emb = model.embed_image_features(feats)
+        vec = np.asarray(emb[0], dtype=np.float32)
+        probs = model.image_attribute_probabilities(feats, emb)
         dist = {
             name: {
                 str(v): float(p)
@@ -547,30 +548,11 @@ class SearchService:
         coarse: bool | None = None,
         explain: bool = False,
     ) -> SearchResponse:
-        """Image search from a precomputed joint image embedding (same pipeline)."""
-        return self._search_query_vector(
-            lambda: np.asarray(vector, dtype=np.float32).reshape(-1),
-            filters,
-            size=size,
-            category=category,
-            coarse=coarse,
-            explain=explain,
-        )
-
-    def _search_query_vector(
-        self,
-        query_vector: Callable[[], np.ndarray],
-        filters: Filters,
-        *,
-        size: int,
-        category: str,
-        coarse: bool | None,
-        explain: bool,
-    ) -> SearchResponse:
-        """Image search of ``query_vector()``; ``took_ms`` includes computing it (encoding)."""
+        """Image search from a precomputed joint image embedding (same pipeline, no query
+        attributes: no attribute re-rank)."""
         t0 = time.perf_counter()
         return self._vector_search(
-            query_vector(),
+            np.asarray(vector, dtype=np.float32).reshape(-1),
             filters,
             size=size,
             category=category,
@@ -681,8 +663,6 @@ class SearchService:
         if rr is not None:
             extra = (*extra, "attr_prob")
             size = max(size, rr.depth)
-            if neighbours is not None and len(neighbours) < size:
-                neighbours = None  # too few for the re-rank: fetch them below
         source = Source(extra=extra)
         qcode: np.ndarray | None = None
         if use_coarse:
@@ -700,8 +680,10 @@ class SearchService:
             strategy = "hamming-coarse+exact-rerank"
             raw = _hits(self.backend.search(self.index, body, search_pipeline=NO_PIPELINE))
         elif restrict_to is None and neighbours is not None and rr is None:
+            # the vote's neighbours are the unrestricted results (they lack attr_prob and are
+            # fewer than the re-rank depth, so a re-rank fetches its own)
             strategy = "knn"
-            raw = neighbours[:size]  # the vote's neighbours are the unrestricted results
+            raw = neighbours[:size]
         else:
             body = image_search_body(
                 vec,
@@ -715,7 +697,7 @@ class SearchService:
             strategy = "knn-category" if restrict_to else "knn"
             raw = _hits(self.backend.search(self.index, body, search_pipeline=NO_PIPELINE))
         factors: dict[str, float] = {}
-        if rr is not None and query_attrs:
+        if rr is not None and query_attrs:  # (rr is set only with query_attrs)
             raw, factors = _attribute_rerank(raw, query_attrs, rr)
             strategy += "+attribute-rerank"
         raw = raw[:final_size]

@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,11 +33,12 @@ import numpy as np
 import torch
 
 from engine.catalog import Product, is_test_id, load_catalog
+from engine.models.accel import accelerate_image
 from engine.models.encoders import ImageEncoder, apply_num_threads
 from engine.models.joint import DEFAULT_CHECKPOINT, ColourHead, JointModel, build_colour_head
 from engine.settings import DEFAULT_SHARED_DATA
 from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs, cached_tar_image_inputs
-from engine.train.joint import TrainConfig, fast_image_backbone, is_val_id
+from engine.train.joint import is_val_id
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +58,9 @@ class ColourConfig:
     threads: int | None = 2
 
 
-def _split_rows(ids: list[str], keep: object) -> np.ndarray:
-    return np.asarray([i for i, pid in enumerate(ids) if keep(pid)], dtype=np.int64)  # type: ignore[operator]
+def _split_rows(ids: list[str], keep: Callable[[str], bool]) -> np.ndarray:
+    """Row indices of the ids ``keep`` accepts."""
+    return np.asarray([i for i, pid in enumerate(ids) if keep(pid)], dtype=np.int64)
 
 
 def train_head(model: JointModel, x: np.ndarray, y: np.ndarray, cfg: ColourConfig) -> ColourHead:
@@ -97,8 +100,9 @@ def colour_accuracy(
     keep = [i for i, p in enumerate(products) if p.base_colour in top]
     vocab = model.attribute_vocab["base_colour"]
     truth = [products[i].base_colour for i in keep]
-    combined = model.image_attribute_probabilities(x[keep])["base_colour"].argmax(axis=1)
-    attr = model.attribute_probabilities(model.embed_image_features(x[keep]))["base_colour"]
+    emb = model.embed_image_features(x[keep])
+    combined = model.image_attribute_probabilities(x[keep], emb)["base_colour"].argmax(axis=1)
+    attr = model.attribute_probabilities(emb)["base_colour"]
     return {
         "n": float(len(keep)),
         "combined_top1": float(
@@ -150,10 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             12
         )
     }
-    jcfg = TrainConfig(num_threads=cfg.threads or 2)
 
     def factory() -> object:
-        return fast_image_backbone(ImageEncoder("auto", num_threads=cfg.threads), jcfg)
+        return accelerate_image(ImageEncoder("auto", num_threads=cfg.threads), threads=cfg.threads)
 
     big_ids, big_x = cached_image_inputs(
         list(products), args.images, factory, cache_dir=args.cache_dir

@@ -56,17 +56,6 @@ logger = logging.getLogger(__name__)
 KINDS = ("joint", "image", "text")
 
 
-def joint_version(path: Path | None) -> str:
-    """``<stem>-<sha1[:12]>`` of the joint checkpoint: the ``model_version`` ingest stores on
-    product documents, recorded so a compatibility model is used with the vectors it learned."""
-    from engine.models.joint import DEFAULT_CHECKPOINT as JOINT_DEFAULT
-
-    ckpt = Path(path) if path is not None else JOINT_DEFAULT
-    if ckpt.is_dir():
-        ckpt = ckpt / "joint.pt"
-    return f"{ckpt.stem}-{hashlib.sha1(ckpt.read_bytes()).hexdigest()[:12]}"
-
-
 def is_val_look(look_id: str) -> bool:
     return int(hashlib.sha1(f"val:{look_id}".encode()).hexdigest(), 16) % 10 == 0
 
@@ -381,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
     joint = JointModel.load(args.joint_checkpoint, device=args.device, num_threads=args.num_threads)
     eligible = [p for p in products if look_slot(p) is not None]
-    from engine.models.static_text import document_text_encoder, weights_version
+    from engine.models.static_text import document_model_version, document_text_encoder
 
     document_text = document_text_encoder(args.text_encoder, joint.text_encoder)
     vectors = compute_item_vectors(
@@ -404,9 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         limit=args.eval_limit,
     )
     # the model_version ingest stamps on product documents (joint heads + document text encoder)
-    version = joint_version(args.joint_checkpoint)
-    if document_text is not None:
-        version += "+" + weights_version()
+    version = document_model_version(args.joint_checkpoint, args.text_encoder)
     model.config["joint_model_version"] = version
     path = model.save(args.out)
     report = {

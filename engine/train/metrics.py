@@ -104,7 +104,7 @@ def joint_metrics(
     if title_features is not None:
         title = model.embed_text_features(title_features)
         out["title_to_image_recall_at_10"] = exact_recall_at_k(title, img, targets, k)
-    probs = model.image_attribute_probabilities(image_inputs)
+    probs = model.image_attribute_probabilities(image_inputs, img)
     colours = top_colours(products)
     for name in ("article_type", "base_colour", "gender", "usage", "pattern", "sub_category"):
         if name not in probs:

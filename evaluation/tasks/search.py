@@ -119,7 +119,7 @@ def ensure_catalog_index(
         images_dir=images_dir,
         index=name,
         backend=backend,
-        encoder=_encoder(model, version, DEFAULT_CACHE_DIR, settings),
+        encoder=_encoder(model, DEFAULT_CACHE_DIR, settings),
         state_dir=CACHE_DIR / "state",
         progress=progress,
     )
@@ -131,27 +131,18 @@ def ensure_catalog_index(
     return name
 
 
-def _encoder(model: Any, version: str, feature_cache: Path, settings: Settings) -> Any:
-    """The ingest encoder over ``model``, as ``python -m ingest`` builds it: ONNX Runtime
-    backbones when enabled, available and equivalent, and the document text encoder the settings
-    name (the static one by default). With MiniLM documents, frozen MiniLM features are reused by
-    text content from the cache training fills; that cache is only read here, never rewritten (a
-    rewrite would drop entries a concurrent training run adds, see engine/looks/vectors.py)."""
-    from engine.models.feature_cache import open_text_cache
+def _encoder(model: Any, feature_cache: Path, settings: Settings) -> Any:
+    """The ingest encoder over ``model``, as ``python -m ingest`` builds it (ONNX Runtime
+    backbones when enabled, available and equivalent; the documents' text encoder the settings
+    name). With MiniLM documents, the MiniLM feature cache training fills is only read here,
+    never rewritten (a rewrite would drop entries a concurrent training run adds, see
+    engine/looks/vectors.py)."""
     from ingest.encode import JointEncoder
 
     if settings.models.onnx and hasattr(model, "accelerate"):
         model.accelerate()
-    from engine.models.static_text import document_text_encoder
-
-    ms = settings.models
-    document_text = document_text_encoder(
-        ms.document_text_encoder, model.text_encoder, ms.static_text_weights
-    )
-    if document_text is not None:
-        return JointEncoder(model, version, document_text=document_text)
-    return JointEncoder(
-        model, version, text_cache=open_text_cache(feature_cache), save_text_cache=False
+    return JointEncoder.over_model(
+        model, settings, feature_cache=feature_cache, save_text_cache=False
     )
 
 
