@@ -87,6 +87,11 @@ PRIMARY: dict[str, str] = {
 KEY_DESCRIPTIONS: dict[str, str] = {
     "text_to_image_recall_at_10": "attribute text query -> product photos, recall@10",
     "image_to_image_p_at_10_type_colour": "photo -> photos, precision@10 (same type and colour)",
+    "image_to_image_p_at_10_ceiling": "best precision@10 any ranking can reach on that gallery",
+    "image_to_image_p_at_10_reranked": "photo -> photos as photo search ranks them (top 60 "
+    "re-scored by colour/type agreement), precision@10",
+    "photo_to_products_p_at_10_type_colour": "photo -> test products as indexed (attributes "
+    "from photo + text), photo-search ranking, precision@10",
     "attr_top1_article_type": "article type predicted from the photo, top-1 accuracy",
     "attr_top1_base_colour": "base colour predicted from the photo, top-1 accuracy",
     "coarse_rerank_recall_at_10": "binary-code coarse search + rerank vs exact top-10",

@@ -47,6 +47,61 @@ def label_precision_at_k(embeddings: np.ndarray, labels: Sequence[str], k: int =
     return float((lab[top] == lab[:, None]).mean())
 
 
+def label_precision_ceiling(labels: Sequence[str], k: int = 10) -> float:
+    """The best precision@k any ranking can reach: an item with m other items of its label can
+    have at most min(m, k) of them in its top k."""
+    counts = Counter(labels)
+    if not labels:
+        return float("nan")
+    return float(np.mean([min(counts[lab] - 1, k) / k for lab in labels]))
+
+
+def _top_values(p: np.ndarray, top: int) -> np.ndarray:
+    """``p`` with all but each row's ``top`` largest values set to 0 (what documents store)."""
+    out = np.zeros_like(p)
+    idx = np.argsort(-p, axis=1, kind="stable")[:, :top]
+    rows = np.arange(p.shape[0])[:, None]
+    out[rows, idx] = p[rows, idx]
+    return out
+
+
+def attribute_reranked_precision_at_k(
+    query_emb: np.ndarray,
+    gallery_emb: np.ndarray,
+    query_probs: dict[str, np.ndarray],
+    gallery_probs: dict[str, np.ndarray],
+    labels: Sequence[str],
+    floors: dict[str, float],
+    *,
+    depth: int = 60,
+    k: int = 10,
+    query_top: int = 5,
+    gallery_top: int = 3,
+) -> float:
+    """Precision@k of photo search as the service ranks (:mod:`engine.search.attribute_rerank`):
+    the ``depth`` nearest gallery items by cosine (row i of both sides is the same item, which
+    is left out) re-scored by ``cosine x prod_a (floor_a + (1 - floor_a) * agreement_a)``, where
+    agreement is ``sum_v q_a(v) d_a(v)`` over the query's top ``query_top`` and the item's
+    stored top ``gallery_top`` values."""
+    sims = _normalise(query_emb) @ _normalise(gallery_emb).T
+    np.fill_diagonal(sims, -np.inf)
+    cand = top_k_indices(sims, min(depth, sims.shape[1] - 1))
+    rows = np.arange(sims.shape[0])[:, None]
+    factor = np.ones(cand.shape, dtype=np.float64)
+    for attr, floor in floors.items():
+        if attr not in query_probs or attr not in gallery_probs:
+            continue
+        q = _top_values(np.asarray(query_probs[attr]), query_top)
+        d = _top_values(np.asarray(gallery_probs[attr]), gallery_top)
+        agree = np.minimum(1.0, np.einsum("qv,qcv->qc", q, d[cand]))
+        factor *= floor + (1.0 - floor) * agree
+    score = np.maximum(sims[rows, cand], 0.0) * factor
+    order = np.argsort(-score, axis=1, kind="stable")[:, :k]
+    top = cand[rows, order]
+    lab = np.asarray(labels, dtype=object)
+    return float((lab[top] == lab[:, None]).mean())
+
+
 def top1_accuracy(predicted: Sequence[str | None], truth: Sequence[str | None]) -> float:
     pairs = [(p, t) for p, t in zip(predicted, truth, strict=True) if t is not None]
     if not pairs:

@@ -1,8 +1,10 @@
 """Joint image-text space on the TEST split of the photographed items.
 
 Metrics (see :func:`engine.train.metrics.joint_metrics`): ``text_to_image_recall_at_10`` (the
-product text finds its own photo among the test photos), ``image_to_image_p_at_10_type_colour``,
-``attr_top1_article_type``, ``attr_top1_base_colour`` (12 most frequent colours), plus extras.
+product text finds its own photo among the test photos), ``image_to_image_p_at_10_type_colour``
+(plain cosine in the joint space), ``attr_top1_article_type``, ``attr_top1_base_colour`` (12
+most frequent colours), plus extras; for image -> image also its ceiling on this gallery and the
+service's attribute-aware photo ranking (see :func:`_photo_search_metrics`).
 Baselines: frozen ImageNet features (image->image, and a k-NN attribute vote from the training
 photos) and random (expected values by counting).
 """
@@ -17,9 +19,12 @@ from typing import Any
 import numpy as np
 
 from engine.catalog import Product, is_test_id
+from engine.documents import joint_embeddings
 from engine.errors import ModelUnavailable
 from engine.models.encoders import IMAGE_FEATURE_DIM, ImageEncoder, TextEncoder
 from engine.models.joint import JointModel, text_for_product
+from engine.models.static_text import document_text_encoder
+from engine.search.attribute_rerank import RERANK_ATTRIBUTES, AttributeRerank
 from engine.train import metrics as M
 from engine.train.features import cached_image_inputs, cached_text_features
 from evaluation.tasks.base import EvalContext, TaskResult
@@ -39,6 +44,9 @@ class JointInputs:
     test_images: np.ndarray
     test_text: np.ndarray
     test_title: np.ndarray
+    test_doc_text: (
+        np.ndarray
+    )  # the texts as ingest encodes documents (models.document_text_encoder)
     train: list[Product]
     train_images: np.ndarray
 
@@ -76,12 +84,20 @@ def prepare(ctx: EvalContext) -> JointInputs | str:
     test = [by_id[ids[i]] for i in test_rows]
     texts = [text_for_product(p) for p in test]
     titles = [p.title for p in test]
+    test_text = cached_text_features(texts, text_factory)
+    try:
+        doc_encoder = document_text_encoder(
+            ms.document_text_encoder, text_factory(), ms.static_text_weights
+        )
+    except ModelUnavailable as exc:
+        return f"document text encoder unavailable: {exc.message}"
     inputs = JointInputs(
         model=model,
         test=test,
         test_images=feats[test_rows],
-        test_text=cached_text_features(texts, text_factory),
+        test_text=test_text,
         test_title=cached_text_features(titles, text_factory),
+        test_doc_text=test_text if doc_encoder is None else doc_encoder.encode(texts),
         train=[by_id[ids[i]] for i in train_rows],
         train_images=feats[train_rows],
     )
@@ -134,6 +150,42 @@ def _baselines(inp: JointInputs) -> dict[str, dict[str, Any]]:
     return {"frozen_imagenet": frozen, "random": random}
 
 
+def _photo_search_metrics(inp: JointInputs, img: np.ndarray, k: int = 10) -> dict[str, float]:
+    """Image -> image precision@k of same type and colour, beyond the plain cosine ranking:
+
+    * ``image_to_image_p_at_10_ceiling``: the best any ranking can reach on this gallery (an
+      item whose type|colour has m < 10 other test items cannot score above m / 10);
+    * ``image_to_image_p_at_10_reranked``: the photo-search ranking of the service (top 60 by
+      cosine re-scored by colour and type agreement, :mod:`engine.search.attribute_rerank`),
+      gallery attributes also predicted from the photos alone;
+    * ``photo_to_products_p_at_10_type_colour``: the same, with the gallery as ingest indexes
+      it: each test product's attributes predicted from its photo + text vector (top 3 kept),
+      the query a photo alone (a shopper's upload).
+    """
+    model = inp.model
+    labels = [f"{p.article_type}|{p.base_colour}" for p in inp.test]
+    rr = AttributeRerank()
+    floors = rr.floors()
+    photo_probs = model.image_attribute_probabilities(inp.test_images, img)
+    photo_probs = {a: v for a, v in photo_probs.items() if a in RERANK_ATTRIBUTES}
+    docs = joint_embeddings(
+        model.embed_text_features(inp.test_doc_text), img, np.ones(len(inp.test), dtype=bool)
+    )
+    doc_probs = {
+        a: v for a, v in model.attribute_probabilities(docs).items() if a in RERANK_ATTRIBUTES
+    }
+    common = {"depth": rr.depth, "k": k}
+    return {
+        "image_to_image_p_at_10_ceiling": M.label_precision_ceiling(labels, k),
+        "image_to_image_p_at_10_reranked": M.attribute_reranked_precision_at_k(
+            img, img, photo_probs, photo_probs, labels, floors, gallery_top=5, **common
+        ),
+        "photo_to_products_p_at_10_type_colour": M.attribute_reranked_precision_at_k(
+            img, img, photo_probs, doc_probs, labels, floors, **common
+        ),
+    }
+
+
 def run(ctx: EvalContext) -> TaskResult:
     start = time.perf_counter()
     inp = prepare(ctx)
@@ -145,6 +197,7 @@ def run(ctx: EvalContext) -> TaskResult:
     model = inp.model
     img = model.embed_image_features(inp.test_images)
     txt = model.embed_text_features(inp.test_text)
+    metrics.update(_photo_search_metrics(inp, img))
     targets = list(range(len(inp.test)))
     curve = {k: M.exact_recall_at_k(txt, img, targets, k) for k in (1, 5, 10, 20, 50)}
     for k in (1, 5, 50):
