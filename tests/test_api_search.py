@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from engine.api.app import create_app
+from engine.ltr.features import Candidate
+from engine.ltr.rerank import RerankBlend, load_model
 from engine.settings import ApiSettings, Settings
 from tests.search_fakes import FakeBackend, FakeModel, hit, response, unit
 
@@ -59,6 +61,39 @@ def assert_error(resp: Any, status: int, code: str, words: str = "") -> dict[str
 # --------------------------------------------------------------------------- text
 
 
+class _LiveBlend:
+    """Stands in for the tuning store: the blend a merchandiser last saved."""
+
+    def __init__(self, blend: RerankBlend) -> None:
+        self.value = blend
+
+    def blend(self) -> RerankBlend:
+        return self.value
+
+
+def test_the_live_blend_reorders_results(client: TestClient, backend: FakeBackend) -> None:
+    # retrieval order 0..4 (close scores); item 4 is rated 5 and half price
+    items = [
+        hit(str(i), 0.9 - i / 1000, title=f"item {i}", rating=1.0, price=3000) for i in range(4)
+    ]
+    items.append(hit("4", 0.896, title="item 4", rating=5.0, price=3000, discounted_price=1500))
+    backend.on_search = lambda body, kw: response(*items[: body["size"]])
+    live = _LiveBlend(RerankBlend(enabled=False))
+    client.app.state.outfit.put("tuning", live)  # type: ignore[attr-defined]
+
+    def ids() -> list[str]:
+        r = client.post("/search/text", json={"query": "x", "size": 5})
+        assert r.status_code == 200, r.text
+        return [h["id"] for h in r.json()["hits"]]
+
+    assert ids() == ["0", "1", "2", "3", "4"]
+    live.value = RerankBlend(ltr_weight=1.0, top_n=5)  # saved by a merchandiser: next query
+    scores = load_model().score_candidates([Candidate.from_hit(h) for h in items], 0.0)
+    expected = [items[i]["_id"] for i in sorted(range(5), key=lambda i: (-scores[i], i))]
+    assert expected != ["0", "1", "2", "3", "4"]
+    assert ids() == expected
+
+
 def test_text_search_ok(client: TestClient, backend: FakeBackend) -> None:
     r = client.post(
         "/search/text",
@@ -66,9 +101,11 @@ def test_text_search_ok(client: TestClient, backend: FakeBackend) -> None:
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["type"] == "text" and body["strategy"] == "hybrid"
-    assert [h["id"] for h in body["hits"]][:2] == ["0", "1"]
+    # never tuned: the default blend (LTR weight 0.5 over the top 60) is live
+    assert body["type"] == "text" and body["strategy"] == "hybrid+ltr"
+    assert len(body["hits"]) == 3
     sent = backend.searches()[0]
+    assert sent["size"] == 60 and "rating" in sent["_source"]["includes"]
     bool_q = sent["query"]["hybrid"]["queries"][0]["bool"]
     assert {"term": {"gender": "Women"}} in bool_q["filter"]
     assert {"range": {"price": {"lte": 900.0}}} in bool_q["filter"]

@@ -82,7 +82,10 @@ class ClipEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.config.projection_dim)
+        dim = self.model.config.projection_dim
+        if dim is None:
+            raise ModelUnavailable("the CLIP checkpoint's config has no projection_dim")
+        return int(dim)
 
     @torch.inference_mode()
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:

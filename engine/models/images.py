@@ -73,8 +73,8 @@ def decode_image(
             if getattr(img, "is_animated", False):
                 img.seek(0)
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_rgb(img)
+            upright: Image.Image = ImageOps.exif_transpose(img) or img
+            return _to_rgb(upright)
     except InvalidImage:
         raise
     except UnidentifiedImageError as exc:

@@ -233,6 +233,9 @@ class HitExplain(BaseModel):
     attribute_probs: dict[str, float] | None = Field(
         default=None, description="attribute probabilities the soft filter used"
     )
+    ltr: float | None = Field(
+        default=None, description="learning-to-rank score of the quality re-rank (top N only)"
+    )
 
 
 class Hit(BaseModel):

@@ -18,8 +18,13 @@ Three query types:
 * **compose** (:meth:`SearchService.compose_search`): ``normalize(f_image + w f_text(wanted) -
   w_neg f_text(unwanted))`` with a soft attribute filter (:mod:`engine.search.compose`).
 
+Every path ends with the **quality re-rank** (:mod:`engine.search.quality`) when the service
+has one (the API's does): the merchandiser's live LTR blend re-orders the top ``top_n`` hits;
+``strategy`` then ends in ``+ltr``.
+
 ``explain=True`` adds a per-stage breakdown to every hit (BM25 and vector scores raw and
-normalised, fused score, category, Hamming distance, soft-filter or attribute re-rank factor).
+normalised, fused score, category, Hamming distance, soft-filter or attribute re-rank factor,
+LTR score).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from PIL import Image
 from engine.backend import Backend
 from engine.documents import slug
 from engine.errors import ClusterRequestError, InvalidInput, NotFound
+from engine.ltr.rerank import RerankBlend
 from engine.queries import (
     BINARY_FIELD,
     DEFAULT_FLOOR,
@@ -76,6 +82,7 @@ from engine.search.compose import (
     soft_fields,
 )
 from engine.search.fusion import fuse
+from engine.search.quality import LTR_DOC_FIELDS, QualityRerank, Signals
 from engine.search.schemas import (
     AttributeValue,
     CategoryInfo,
@@ -164,6 +171,8 @@ def _ms(t0: float) -> float:
 
 def _hit(h: dict[str, Any], explain: HitExplain | None = None) -> Hit:
     src = h.get("_source") or {}
+    if explain is not None and h.get("_ltr_score") is not None:
+        explain.ltr = round(float(h["_ltr_score"]), 6)
     return Hit(
         id=str(h["_id"]),
         score=float(h.get("_score") or 0.0),
@@ -242,8 +251,10 @@ class SearchService:
         model: Callable[[], Any] | Any,
         api: ApiSettings | None = None,
         options: SearchOptions | None = None,
+        quality: QualityRerank | None = None,
     ) -> None:
         self.backend = backend
+        self.quality = quality
         self.index = index
         self.pipeline = pipeline
         self.api = api or ApiSettings()
@@ -266,6 +277,7 @@ class SearchService:
         *,
         index: str | None = None,
         options: SearchOptions | None = None,
+        quality: QualityRerank | None = None,
     ) -> SearchService:
         return cls(
             backend,
@@ -274,7 +286,38 @@ class SearchService:
             model=model,
             api=settings.api,
             options=options,
+            quality=quality,
         )
+
+    # ------------------------------------------------------------------ quality re-rank
+    def _blend(self) -> RerankBlend | None:
+        """The live LTR blend when the quality stage will re-rank, else None."""
+        return self.quality.live() if self.quality is not None else None
+
+    @staticmethod
+    def _fetch(size: int, blend: RerankBlend | None) -> int:
+        """How many hits to retrieve so the quality stage sees its ``top_n`` candidates."""
+        return max(size, blend.top_n) if blend is not None else size
+
+    @staticmethod
+    def _source(blend: RerankBlend | None, extra: tuple[str, ...] = ()) -> Source:
+        return Source(extra=(*extra, *LTR_DOC_FIELDS) if blend is not None else extra)
+
+    def _quality_stage(
+        self,
+        raw: list[dict[str, Any]],
+        blend: RerankBlend | None,
+        size: int,
+        signals: Signals | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The first ``size`` hits after the quality re-rank, and the strategy suffix."""
+        if blend is None or self.quality is None:
+            return raw[:size], ""
+        if signals is None:
+            out, ran = self.quality.apply(raw, blend)
+        else:
+            out, ran = self.quality.apply(raw, blend, signals)
+        return out[:size], "+ltr" if ran else ""
 
     # ------------------------------------------------------------------ encoders
     @property
@@ -358,26 +401,38 @@ class SearchService:
         query = query.strip()
         if not query:
             raise InvalidInput("query must not be blank")
+        if mode not in ("bm25", "vector", "hybrid"):
+            raise InvalidInput(f"unknown text search mode {mode!r}", mode=mode)
+        blend = self._blend()
+        fetch = self._fetch(size, blend)
         if mode == "bm25":
-            res = self.backend.search(
-                self.index, bm25_search_body(query, filters, size=size), search_pipeline=NO_PIPELINE
+            body = bm25_search_body(query, filters, size=fetch, source=self._source(blend))
+            res = self.backend.search(self.index, body, search_pipeline=NO_PIPELINE)
+            raw, tag = self._quality_stage(
+                _hits(res), blend, size, lambda h: {"bm25": h.get("_score")}
             )
-            hits = [_hit(h, HitExplain(bm25=h["_score"]) if explain else None) for h in _hits(res)]
-            return SearchResponse(type="text", strategy="bm25", took_ms=_ms(t0), hits=hits)
+            hits = [_hit(h, HitExplain(bm25=h["_score"]) if explain else None) for h in raw]
+            return SearchResponse(type="text", strategy="bm25" + tag, took_ms=_ms(t0), hits=hits)
         vec = self.embed_text(query)
         if mode == "vector":
             body = vector_search_body(
-                self.options.text_field, vec, filters, k=self.options.knn_k, size=size
+                self.options.text_field,
+                vec,
+                filters,
+                k=self.options.knn_k,
+                size=fetch,
+                source=self._source(blend),
             )
             res = self.backend.search(self.index, body, search_pipeline=NO_PIPELINE)
+            raw, tag = self._quality_stage(
+                _hits(res), blend, size, lambda h: {"text_sim": h.get("_score")}
+            )
             hits = [
                 _hit(h, HitExplain(vector=cosine_from_score(h["_score"])) if explain else None)
-                for h in _hits(res)
+                for h in raw
             ]
-            return SearchResponse(type="text", strategy="knn", took_ms=_ms(t0), hits=hits)
-        if mode != "hybrid":
-            raise InvalidInput(f"unknown text search mode {mode!r}", mode=mode)
-        return self._hybrid(query, vec, filters, size, weights, explain, t0)
+            return SearchResponse(type="text", strategy="knn" + tag, took_ms=_ms(t0), hits=hits)
+        return self._hybrid(query, vec, filters, size, weights, explain, t0, blend)
 
     def _hybrid(
         self,
@@ -388,8 +443,10 @@ class SearchService:
         weights: tuple[float, float] | None,
         explain: bool,
         t0: float,
+        blend: RerankBlend | None = None,
     ) -> SearchResponse:
         notes: list[str] = []
+        final_size, size = size, self._fetch(size, blend)
         installed = self.installed_weights()
         if weights is None and installed is not None:
             used = installed
@@ -400,6 +457,7 @@ class SearchService:
                 k=self.options.knn_k,
                 size=size,
                 vector_field=self.options.text_field,
+                source=self._source(blend),
             )
             pipeline: str | None = self.pipeline
             strategy = "hybrid"
@@ -418,6 +476,7 @@ class SearchService:
                 size=size,
                 pipeline=hybrid_pipeline_body(used),
                 vector_field=self.options.text_field,
+                source=self._source(blend),
             )
             pipeline = None
             strategy = "hybrid-request-weights" if weights is not None else "hybrid-default-weights"
@@ -436,10 +495,11 @@ class SearchService:
             server_hits = None
             strategy = "client-fusion"
         if server_hits is not None and not explain:
-            hits = [_hit(h) for h in server_hits]
+            raw, tag = self._quality_stage(server_hits, blend, final_size)
+            hits = [_hit(h) for h in raw]
             return SearchResponse(
                 type="text",
-                strategy=strategy,
+                strategy=strategy + tag,
                 took_ms=_ms(t0),
                 hits=hits,
                 weights=wmodel,
@@ -448,13 +508,14 @@ class SearchService:
         # Both lists (bm25, vector) in one round trip: the explain breakdown or the fallback.
         depth = max(self.options.fusion_depth or size, size)
         bodies = [
-            bm25_search_body(query, filters, size=depth),
+            bm25_search_body(query, filters, size=depth, source=self._source(blend)),
             vector_search_body(
                 self.options.text_field,
                 vec,
                 filters,
                 k=max(self.options.knn_k, depth),
                 size=depth,
+                source=self._source(blend),
             ),
         ]
         lex, sem = self.backend.msearch(self.index, bodies)
@@ -465,6 +526,15 @@ class SearchService:
         if server_hits is None:
             ordered = sorted(fused.values(), key=lambda f: (-f.score, f.doc_id))[:size]
             server_hits = [{**sources[f.doc_id], "_score": f.score} for f in ordered]
+
+        def signals(h: Any) -> dict[str, float | None]:
+            return {
+                "bm25": lex_scores.get(str(h["_id"])),
+                "text_sim": sem_scores.get(str(h["_id"])),
+            }
+
+        server_hits, tag = self._quality_stage(server_hits, blend, final_size, signals)
+        strategy += tag
         hits = []
         for h in server_hits:
             f = fused.get(str(h["_id"]))
@@ -659,11 +729,13 @@ class SearchService:
         use_coarse = self.options.coarse if coarse is None else coarse
         extra: tuple[str, ...] = (BINARY_FIELD,) if (explain and use_coarse) else ()
         rr = self.options.attribute_rerank if query_attrs else None
+        blend = self._blend()
         final_size = size
+        size = self._fetch(size, blend)
         if rr is not None:
             extra = (*extra, "attr_prob")
             size = max(size, rr.depth)
-        source = Source(extra=extra)
+        source = self._source(blend, extra)
         qcode: np.ndarray | None = None
         if use_coarse:
             qcode = code if code is not None else self._codes(vec)
@@ -679,7 +751,7 @@ class SearchService:
             )
             strategy = "hamming-coarse+exact-rerank"
             raw = _hits(self.backend.search(self.index, body, search_pipeline=NO_PIPELINE))
-        elif restrict_to is None and neighbours is not None and rr is None:
+        elif restrict_to is None and neighbours is not None and rr is None and blend is None:
             # the vote's neighbours are the unrestricted results (they lack attr_prob and are
             # fewer than the re-rank depth, so a re-rank fetches its own)
             strategy = "knn"
@@ -700,7 +772,13 @@ class SearchService:
         if rr is not None and query_attrs:  # (rr is set only with query_attrs)
             raw, factors = _attribute_rerank(raw, query_attrs, rr)
             strategy += "+attribute-rerank"
-        raw = raw[:final_size]
+        raw, tag = self._quality_stage(
+            raw,
+            blend,
+            final_size,
+            lambda h: {"image_sim": h.get("_knn_score", h.get("_score"))},
+        )
+        strategy += tag
         hits = []
         for h in raw:
             ex = None
@@ -788,16 +866,18 @@ class SearchService:
             )
             restrict_to = pred.label if pred.restrict else None
         f = filters.with_article_type(restrict_to) if restrict_to else filters
+        blend = self._blend()
         body = compose_search_body(
             q,
             soft,
             f,
             k=self.options.compose_k,
-            size=size,
-            source=Source(extra=("attr_prob",) if explain else ()),
+            size=self._fetch(size, blend),
+            source=self._source(blend, ("attr_prob",) if explain else ()),
             field_name=self.options.compose_field,
         )
         raw = _hits(self.backend.search(self.index, body, search_pipeline=NO_PIPELINE))
+        raw, tag = self._quality_stage(raw, blend, size)
         hits = []
         for h in raw:
             ex = None
@@ -825,6 +905,7 @@ class SearchService:
         strategy = "knn+soft-filter" if not soft.empty else "knn"
         if restrict_to:
             strategy += "+category"
+        strategy += tag
         return SearchResponse(
             type="compose",
             strategy=strategy,

@@ -305,7 +305,12 @@ class TuningStore:
             res = self.backend.search(self.index, body)
         except NotFound:
             return []
-        return [TuningVersion.model_validate(h["_source"]) for h in res["hits"]["hits"]]
+        try:
+            return [TuningVersion.model_validate(h["_source"]) for h in res["hits"]["hits"]]
+        except (ValidationError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"malformed tuning version in {self.index}: {exc}", index=self.index
+            ) from exc
 
     def latest(self) -> TuningVersion | None:
         items = self.history(limit=1)

@@ -34,7 +34,9 @@ from PIL import Image
 
 from engine.backend import Backend
 from engine.catalog import Product
+from engine.ltr.rerank import RerankBlend
 from engine.queries import Filters
+from engine.search.quality import QualityRerank
 from engine.search.service import SearchService
 from engine.settings import PROJECT_ROOT, Settings
 from evaluation.datasets import known, write_catalog
@@ -231,6 +233,23 @@ def run(ctx: EvalContext) -> TaskResult:
             for mode in per:
                 res = svc.text_search(q.text, size=K, mode=mode)
                 per[mode].append(ndcg_at_k([h.id for h in res.hits], q.relevance, K))
+        # what the API serves on a never-tuned cluster: the default LTR blend (SIMULATED model)
+        ltr_svc = SearchService.from_settings(
+            ctx.settings, backend, model, index=index, quality=QualityRerank(RerankBlend)
+        )
+        with_ltr = [
+            ndcg_at_k([h.id for h in ltr_svc.text_search(q.text, size=K).hits], q.relevance, K)
+            for q in tq
+        ]
+        baselines["hybrid_default_ltr_blend"] = {"text_ndcg_at_10": _r(mean(with_ltr))}
+        # the same 60 hybrid candidates the blend sees, in hybrid order (no LTR): separates the
+        # effect of the deeper list (hybrid normalisation depends on it) from the model's
+        deep = RerankBlend().top_n
+        deep_ndcg = [
+            ndcg_at_k([h.id for h in svc.text_search(q.text, size=deep).hits[:K]], q.relevance, K)
+            for q in tq
+        ]
+        baselines["hybrid_top60_no_ltr"] = {"text_ndcg_at_10": _r(mean(deep_ndcg))}
         metrics["text_ndcg_at_10"] = _r(mean(per["hybrid"]))
         metrics["text_ndcg_at_10_bm25"] = _r(mean(per["bm25"]))
         metrics["text_queries"] = len(tq)

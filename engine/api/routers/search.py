@@ -36,6 +36,7 @@ from engine.search.inputs import (
     image_from_url,
     max_base64_chars,
 )
+from engine.search.quality import QualityRerank
 from engine.search.schemas import (
     ComposeOptions,
     ComposeRequest,
@@ -46,6 +47,7 @@ from engine.search.schemas import (
     TextSearchRequest,
 )
 from engine.search.service import SearchService
+from engine.tuning.weights import tuning_store
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,11 @@ def get_service(state: AppState) -> SearchService:
         return svc
     except KeyError:
         svc = SearchService.from_settings(
-            state.settings, state.backend, model=lambda: state.get("joint")
+            state.settings,
+            state.backend,
+            model=lambda: state.get("joint"),
+            # the merchandiser's live LTR blend (PUT /admin/tuning) re-ranks every result list
+            quality=QualityRerank(tuning_store(state).blend),
         )
         state.put(SERVICE_KEY, svc)
         return svc
