@@ -320,21 +320,29 @@ def hybrid_search_body(
     source: Source | None = Source(),
     pipeline: JSON | None = None,
     vector_field: str = TEXT_FIELD,
+    pagination_depth: int | None = None,
 ) -> JSON:
     """BM25 + k-NN on the text vector in a ``hybrid`` query (sub-query order: bm25, vector).
 
     Scores are combined by a search pipeline: the installed one (pass its name as the
     ``search_pipeline`` parameter) or, with ``pipeline``, a temporary one in the body (the
     per-request weight override; supported by OpenSearch 2.19).
+
+    ``pagination_depth`` (OpenSearch >= 2.19): how many hits of each sub-query (per shard) are
+    normalised and combined, whatever ``size`` is. Without it the lists are only ``size`` deep,
+    so for a page of 10 min-max normalisation runs over 10 hits per sub-query and a product
+    found by one sub-query only gets 0 from the other (graded text nDCG@10 on the 44k
+    catalog: 0.864 at depth 10 vs 0.908 at depth 60).
     """
-    query = {
-        "hybrid": {
-            "queries": [
-                bm25_query(text, filters),
-                knn_query(vector_field, vector, max(k, size, 1), filters),
-            ]
-        }
+    hybrid: JSON = {
+        "queries": [
+            bm25_query(text, filters),
+            knn_query(vector_field, vector, max(k, size, 1), filters),
+        ]
     }
+    if pagination_depth is not None:
+        hybrid["pagination_depth"] = max(int(pagination_depth), size)
+    query = {"hybrid": hybrid}
     body = _body(query, size, source)
     if pipeline is not None:
         body["search_pipeline"] = pipeline

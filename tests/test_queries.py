@@ -132,3 +132,14 @@ def test_template_params_reject_what_templates_cannot_express() -> None:
 def test_knn_k_never_below_size() -> None:
     body = q.vector_search_body("image_embedding", VEC, k=5, size=30)
     assert body["query"]["knn"]["image_embedding"]["k"] == 30
+
+
+def test_hybrid_pagination_depth_is_at_least_the_page() -> None:
+    from engine.queries import hybrid_search_body
+
+    vec = [0.1] * 4
+    assert "pagination_depth" not in hybrid_search_body("red shirt", vec)["query"]["hybrid"]
+    body = hybrid_search_body("red shirt", vec, size=10, pagination_depth=60)
+    assert body["query"]["hybrid"]["pagination_depth"] == 60 and body["size"] == 10
+    deep = hybrid_search_body("red shirt", vec, size=80, pagination_depth=60)
+    assert deep["query"]["hybrid"]["pagination_depth"] == 80

@@ -141,6 +141,8 @@ def test_hybrid_uses_installed_pipeline_by_name() -> None:
     res = service(be).text_search("red dress", size=2)
     (body,) = be.searches()
     assert "hybrid" in body["query"] and "search_pipeline" not in body
+    # sub-query lists are normalised 60 deep even for a page of 2
+    assert body["query"]["hybrid"]["pagination_depth"] == 60 and body["size"] == 2
     assert be.calls[-1][2]["search_pipeline"] == "pipe"
     assert res.weights is not None and res.weights.vector == pytest.approx(0.7)
     assert [h.id for h in res.hits] == ["a", "b"]
