@@ -2,7 +2,7 @@
 
 The last stage of every search path (text, photo, more-like-this, compose): the top
 ``blend.top_n`` retrieved hits are re-ordered by :func:`engine.ltr.rerank.rerank` with the blend
-that is live in the tuning store (``PUT /admin/tuning``, cached a few seconds), so a change of
+that is live in the tuning store (``PUT /admin/weights`` with a ``rerank`` part, cached a few seconds), so a change of
 ``ltr_weight``, ``top_n`` or ``enabled`` takes effect on the next query without a restart.
 A disabled blend or ``ltr_weight = 0`` leaves the retrieval order untouched (and the stage
 fetches no extra candidates). Hits keep their retrieval ``_score``; the re-rank's own numbers

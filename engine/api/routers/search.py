@@ -67,7 +67,7 @@ def get_service(state: AppState) -> SearchService:
             state.settings,
             state.backend,
             model=lambda: state.get("joint"),
-            # the merchandiser's live LTR blend (PUT /admin/tuning) re-ranks every result list
+            # the merchandiser's live LTR blend (PUT /admin/weights) re-ranks every result list
             quality=QualityRerank(tuning_store(state).blend),
         )
         state.put(SERVICE_KEY, svc)
