@@ -339,3 +339,38 @@ def test_stored_templates_match_the_builders(
         item_vec, SoftFilter(wanted=("attr_prob.base_colour.black",)), f, k=100, size=10
     )
     assert _ids(compose) == _ids(cluster.search(sample_index, body, search_pipeline="_none"))
+
+
+# --------------------------------------------------------------------------- quality re-rank
+
+
+def test_live_ltr_blend_reorders_real_results(
+    cluster: Backend, settings: Settings, model: Any, sample_index: str, svc: SearchService
+) -> None:
+    from engine.search.quality import QualityRerank
+    from engine.tuning.weights import BlendSettings, TuningStore
+
+    store = TuningStore(cluster, settings.cluster, blend_ttl_s=0.0)
+    existed = cluster.index_exists(store.index)
+    try:
+        store.update(blend=BlendSettings(ltr_weight=1.0, top_n=20, enabled=True), actor="test")
+        ltr_svc = SearchService.from_settings(
+            settings, cluster, model, index=sample_index, quality=QualityRerank(store.blend)
+        )
+        query = "blue shirt"
+        res = ltr_svc.text_search(query, size=10, explain=True)
+        assert res.strategy.endswith("+ltr")
+        # weight 1: ordered by the model's score alone, over the hybrid top 20
+        scores = [h.explain.ltr if h.explain else None for h in res.hits]
+        assert all(s is not None for s in scores)
+        assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
+        top20 = [h.id for h in svc.text_search(query, size=20).hits]
+        assert {h.id for h in res.hits} <= set(top20)
+        assert [h.id for h in res.hits] != top20[:10]  # the business signals moved something
+        # a merchandiser sets the weight to 0: the next query serves the hybrid order
+        store.update(blend=BlendSettings(ltr_weight=0.0, top_n=20, enabled=True), actor="test")
+        plain = ltr_svc.text_search(query, size=10)
+        assert plain.strategy == "hybrid" and [h.id for h in plain.hits] == top20[:10]
+    finally:
+        if not existed and cluster.index_exists(store.index):
+            cluster.delete_index(store.index)
