@@ -86,6 +86,10 @@ class ApiSettings(BaseModel):
     admin_api_key: SecretStr | None = None
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # hits of each hybrid sub-query normalised and combined (OpenSearch pagination_depth),
+    # whatever the page size; 0 = only as deep as the page. Deeper: better text ranking, slower
+    # (see engine.search.service.SearchOptions.hybrid_depth for measured trade-offs).
+    search_hybrid_depth: int = Field(default=60, ge=0, le=10_000)
 
 
 class Settings(BaseSettings):

@@ -283,3 +283,17 @@ def test_compose_restricts_to_the_photo_category_unless_words_name_one() -> None
 def test_compose_needs_exactly_one_image_source() -> None:
     with pytest.raises(InvalidInput):
         service(FakeBackend()).compose_search(text="red")
+
+
+def test_hybrid_depth_comes_from_settings() -> None:
+    from engine.settings import ApiSettings, Settings
+
+    for depth, expected in ((20, 20), (0, None)):
+        be = FakeBackend()
+        be.on_search = lambda body, kw: response(hit("a", 0.9))
+        settings = Settings(api=ApiSettings(search_hybrid_depth=depth))
+        svc = SearchService.from_settings(settings, be, FakeModel())  # type: ignore[arg-type]
+        assert svc.options.hybrid_depth == expected
+        svc.text_search("red dress", size=5)
+        (body,) = be.searches()
+        assert body["query"]["hybrid"].get("pagination_depth") == expected

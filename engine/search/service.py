@@ -287,6 +287,10 @@ class SearchService:
         options: SearchOptions | None = None,
         quality: QualityRerank | None = None,
     ) -> SearchService:
+        """``options`` default: :class:`SearchOptions` with ``api.search_hybrid_depth``."""
+        if options is None:
+            depth = settings.api.search_hybrid_depth
+            options = SearchOptions(hybrid_depth=depth or None)
         return cls(
             backend,
             index=index or settings.cluster.products_index,
