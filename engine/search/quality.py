@@ -80,7 +80,7 @@ class QualityRerank:
         cands = [Candidate.from_hit(h, signals(h)) for h in hits]
         try:
             ranked = rerank(cands, self.model(), blend=blend)
-        except (EngineError, OSError, ValueError) as exc:
+        except (EngineError, OSError, ValueError, KeyError, TypeError) as exc:
             logger.warning("quality re-rank failed (%s); keeping the retrieval order", exc)
             return hits, False
         by_id = {str(h["_id"]): h for h in hits}
