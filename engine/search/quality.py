@@ -43,10 +43,6 @@ LTR_DOC_FIELDS: tuple[str, ...] = (
 Signals = Callable[[Mapping[str, Any]], Mapping[str, float | None]]
 
 
-def _no_signals(hit: Mapping[str, Any]) -> Mapping[str, float | None]:
-    return {}
-
-
 @dataclass
 class QualityRerank:
     """``blend``: returns the live blend (e.g. ``TuningStore.blend``); ``model_path``: the LTR
@@ -56,12 +52,9 @@ class QualityRerank:
     model_path: Path | None = None
 
     def live(self) -> RerankBlend | None:
-        """The live blend when it re-ranks anything (enabled, weight > 0), else None."""
-        try:
-            b = self.blend()
-        except EngineError as exc:
-            logger.warning("re-rank blend unavailable (%s); no quality re-rank", exc)
-            return None
+        """The live blend when it re-ranks anything (enabled, weight > 0), else None. (The
+        tuning store already answers cluster errors with the last known blend.)"""
+        b = self.blend()
         return b if b.enabled and b.ltr_weight > 0.0 else None
 
     def model(self) -> LtrModel:
@@ -71,13 +64,13 @@ class QualityRerank:
         self,
         hits: list[dict[str, Any]],
         blend: RerankBlend,
-        signals: Signals = _no_signals,
+        signals: Signals | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         """Hits (OpenSearch hit dicts, best first) re-ordered by the blend; the bool says
         whether the re-rank ran (False: the model failed, the order is unchanged)."""
         if not hits:
             return hits, False
-        cands = [Candidate.from_hit(h, signals(h)) for h in hits]
+        cands = [Candidate.from_hit(h, signals(h) if signals else None) for h in hits]
         try:
             ranked = rerank(cands, self.model(), blend=blend)
         except (EngineError, OSError, ValueError, KeyError, TypeError) as exc:

@@ -325,10 +325,7 @@ class SearchService:
         """The first ``size`` hits after the quality re-rank, and the strategy suffix."""
         if blend is None or self.quality is None:
             return raw[:size], ""
-        if signals is None:
-            out, ran = self.quality.apply(raw, blend)
-        else:
-            out, ran = self.quality.apply(raw, blend, signals)
+        out, ran = self.quality.apply(raw, blend, signals)
         return out[:size], "+ltr" if ran else ""
 
     # ------------------------------------------------------------------ encoders
