@@ -1,8 +1,10 @@
-"""``python -m engine demo | serve`` — the main job.
+"""``python -m engine demo | serve | fit`` — the main job.
 
 ``demo``: provision the local OpenSearch node when no cluster URL is configured, install our
 configuration, ingest the bundled sample catalog (and its looks), then serve the API.
 ``serve``: only serve the API against the configured cluster.
+``fit``: fit every learned part to a retailer's catalog into a model bundle
+(:mod:`engine.train.fit`; ``python -m engine fit --help``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from engine.settings import Settings, load_settings
 logger = logging.getLogger("engine.demo")
 
 
-def prepare(settings: Settings, *, catalog: Path, images: Path, looks: Path | None) -> None:
+def prepare(
+    settings: Settings,
+    *,
+    catalog: Path,
+    images: Path,
+    looks: Path | None,
+    mapping: str | None = None,
+) -> None:
     """Node up (if local), config applied, sample products and looks ingested."""
     if not settings.cluster.url:
         from engine.cluster.local import LocalNode
@@ -40,9 +49,16 @@ def prepare(settings: Settings, *, catalog: Path, images: Path, looks: Path | No
         "configuration: %s",
         ", ".join(f"{c.name} {c.action}" for c in changes),
     )
+    from engine.catalog.mapping import load_catalog_mapping
     from ingest.pipeline import ingest_products
 
-    report = ingest_products(settings, catalog, images_dir=images, backend=backend)
+    report = ingest_products(
+        settings,
+        catalog,
+        images_dir=images,
+        backend=backend,
+        mapping=load_catalog_mapping(mapping),
+    )
     logger.info("products:\n%s", report.summary())
     if looks is not None and looks.exists():
         from ingest.looks import ingest_looks_file
@@ -53,15 +69,24 @@ def prepare(settings: Settings, *, catalog: Path, images: Path, looks: Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["fit"]:  # offline: its own options (engine.train.fit)
+        from engine.train.fit import main as fit_main
+
+        return fit_main(args_list[1:])
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="node up + config + ingest the sample + serve")
     demo.add_argument("--catalog", type=Path, default=None, help="default: sample/catalog.jsonl")
     demo.add_argument("--images", type=Path, default=None, help="default: sample/images")
     demo.add_argument("--looks", type=Path, default=None, help="default: sample/looks.jsonl")
+    demo.add_argument(
+        "--mapping", default=None, help="the catalog's mapping file or preset (docs/MAPPING.md)"
+    )
     demo.add_argument("--no-serve", action="store_true", help="prepare only, do not serve")
     sub.add_parser("serve", help="serve the API")
-    args = parser.parse_args(argv)
+    sub.add_parser("fit", help="fit the models to a catalog (python -m engine fit --help)")
+    args = parser.parse_args(args_list)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -75,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 catalog=args.catalog or sample / "catalog.jsonl",
                 images=args.images or sample / "images",
                 looks=args.looks or sample / "looks.jsonl",
+                mapping=args.mapping,
             )
             if args.no_serve:
                 return 0

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from engine.catalog import Product
+from engine.catalog.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from engine.catalog.taxonomy import SLOTS as TAXONOMY_SLOTS
 
 DOC_FORMAT_VERSION = 1
 
@@ -47,6 +49,7 @@ PLAIN_FIELDS = (
     "usage",
     "year",
     "slot",
+    "look_slot",
     "attributes",
     "price",
     "discounted_price",
@@ -59,97 +62,10 @@ PLAIN_FIELDS = (
     "image_urls",
 )
 
-SLOTS = ("top", "bottom", "one-piece", "outerwear", "shoes", "bag", "accessory")
-
-# article_type (lower case) -> slot; checked before the sub_category rule below.
-_ARTICLE_SLOTS: dict[str, str | None] = {
-    # outerwear (layered over a top)
-    "jackets": "outerwear",
-    "blazers": "outerwear",
-    "waistcoat": "outerwear",
-    "nehru jackets": "outerwear",
-    "rain jacket": "outerwear",
-    "shrug": "outerwear",
-    "coats": "outerwear",
-    # one-piece garments and sets
-    "dresses": "one-piece",
-    "jumpsuit": "one-piece",
-    "rompers": "one-piece",
-    "sarees": "one-piece",
-    "kurta sets": "one-piece",
-    "clothing set": "one-piece",
-    "lehenga choli": "one-piece",
-    "salwar and dupatta": "one-piece",
-    "nightdress": "one-piece",
-    "night suits": "one-piece",
-    "baby dolls": "one-piece",
-    "robe": "one-piece",
-    "bath robe": "one-piece",
-    "tracksuits": "one-piece",
-    # tops and bottoms filed elsewhere
-    "lounge tshirts": "top",
-    "lounge pants": "bottom",
-    "lounge shorts": "bottom",
-    "shorts": "bottom",
-    "rain trousers": "bottom",
-    # accessories and bags filed under odd sub-categories
-    "belts": "accessory",
-    "suspenders": "accessory",
-    "dupatta": "accessory",
-    "wallets": "accessory",
-    "messenger bag": "bag",
-    "backpacks": "bag",
-    "handbags": "bag",
-    "clutches": "bag",
-    "laptop bag": "bag",
-    "duffel bag": "bag",
-    "socks": "accessory",
-    "booties": "accessory",
-    "shoe accessories": "accessory",
-    "shoe laces": "accessory",
-    "tshirts": "top",
-    "swimwear": "one-piece",
-    # not part of an outfit
-    "free gifts": None,
-    "ipad": None,
-    "water bottle": None,
-    "accessory gift set": None,
-    "travel accessory": None,
-    "key chain": None,
-}
-
-# sub_category (lower case) -> slot.
-_SUB_SLOTS: dict[str, str | None] = {
-    "topwear": "top",
-    "bottomwear": "bottom",
-    "dress": "one-piece",
-    "saree": "one-piece",
-    "apparel set": "one-piece",
-    "shoes": "shoes",
-    "sandal": "shoes",
-    "flip flops": "shoes",
-    "bags": "bag",
-    "watches": "accessory",
-    "belts": "accessory",
-    "eyewear": "accessory",
-    "jewellery": "accessory",
-    "headwear": "accessory",
-    "ties": "accessory",
-    "cufflinks": "accessory",
-    "scarves": "accessory",
-    "stoles": "accessory",
-    "mufflers": "accessory",
-    "gloves": "accessory",
-    "wallets": "accessory",
-    "socks": "accessory",
-    "shoe accessories": "accessory",
-    "sports accessories": "accessory",
-    "wristbands": "accessory",
-    "umbrellas": "accessory",
-}
-
-# master_category (lower case) -> slot, the last resort.
-_MASTER_SLOTS: dict[str, str | None] = {"footwear": "shoes"}
+# The outfit slots and the slot of a product live in the catalog taxonomy (one place for every
+# catalog: keyword rules over the product's own type and category names, see
+# engine.catalog.taxonomy); re-exported here for callers of the document mapping.
+SLOTS = TAXONOMY_SLOTS
 
 
 def slug(s: str) -> str:
@@ -164,16 +80,14 @@ def attr_prob_field(attr: str, value: str) -> str:
     return f"attr_prob.{slug(attr)}.{slug(value)}"
 
 
-def slot_for(product: Product) -> str | None:
+def slot_for(product: Product, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> str | None:
     """The outfit slot of a product (see :data:`SLOTS`), or None (innerwear, beauty, ...)."""
-    article = (product.article_type or "").strip().lower()
-    if article in _ARTICLE_SLOTS:
-        return _ARTICLE_SLOTS[article]
-    sub = (product.sub_category or "").strip().lower()
-    if sub in _SUB_SLOTS:
-        return _SUB_SLOTS[sub]
-    master = (product.master_category or "").strip().lower()
-    return _MASTER_SLOTS.get(master)
+    return taxonomy.slot_for(product)
+
+
+def look_slot(product: Product, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> str | None:
+    """The slot when the product can be part of a look (socks, swimwear ... never are)."""
+    return taxonomy.look_slot(product)
 
 
 def _attribute_key(name: str) -> str:
@@ -213,8 +127,12 @@ def business_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def plain_fields(product: Product, image_urls: Sequence[str] = ()) -> dict[str, Any]:
-    """Document fields that come from the catalog row alone (None values omitted)."""
+def plain_fields(
+    product: Product, image_urls: Sequence[str] = (), taxonomy: Taxonomy = DEFAULT_TAXONOMY
+) -> dict[str, Any]:
+    """Document fields that come from the catalog row alone (None values omitted); slots from
+    the retailer's ``taxonomy`` (its mapping file's rules; default: the English keywords)."""
+    slot = taxonomy.slot_for(product)
     doc: dict[str, Any] = {
         "id": product.id,
         "title": product.title,
@@ -232,7 +150,8 @@ def plain_fields(product: Product, image_urls: Sequence[str] = ()) -> dict[str, 
         "season": product.season,
         "usage": product.usage,
         "year": product.year,
-        "slot": slot_for(product),
+        "slot": slot,
+        "look_slot": slot if slot and taxonomy.in_looks(product.article_type) else None,
         "attributes": clean_attributes(product.attributes) or None,
         "price": product.price,
         "discounted_price": product.discounted_price,
@@ -322,6 +241,7 @@ def product_to_document(
     content_hash: str | None = None,
     model_version: str | None = None,
     attr_top_k: int = 3,
+    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
 ) -> dict[str, Any]:
     """The full product document.
 
@@ -335,7 +255,7 @@ def product_to_document(
         image_sha1s and len(image_sha1s) != len(image_urls)
     ):
         raise ValueError("image_embeddings, image_urls and image_sha1s must align")
-    doc = plain_fields(product, image_urls if all_image_urls is None else all_image_urls)
+    doc = plain_fields(product, image_urls if all_image_urls is None else all_image_urls, taxonomy)
     text_vec = np.asarray(text_embedding, dtype=np.float32).reshape(-1)
     doc["text_embedding"] = _vector(text_vec)
     if image_embeddings:

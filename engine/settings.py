@@ -66,7 +66,11 @@ class ModelSettings(BaseModel):
     """Where encoders and trained heads live; ``device='auto'`` picks CUDA when present."""
 
     device: str = "auto"
-    joint_checkpoint: Path | None = None  # default: the heads shipped in the package
+    # a model bundle directory written by `python -m engine fit` (joint.pt, compat.pt,
+    # manifest.json); None = the bundle shipped in engine/models/weights/
+    bundle: Path | None = None
+    joint_checkpoint: Path | None = None  # overrides the bundle's joint.pt
+    compat_checkpoint: Path | None = None  # overrides the bundle's compat.pt
     clip_checkpoint: Path | None = None  # a local Hugging Face CLIP-style directory
     batch_size: int = Field(default=32, ge=1)
     num_threads: int | None = None
@@ -78,6 +82,16 @@ class ModelSettings(BaseModel):
     # metrics file), "minilm" = MiniLM itself. Queries always use MiniLM.
     document_text_encoder: Literal["static", "minilm"] = "static"
     static_text_weights: Path | None = None  # default: the weights shipped in the package
+
+    @property
+    def joint_path(self) -> Path | None:
+        """The joint checkpoint to load (a file, or a bundle directory holding joint.pt)."""
+        return self.joint_checkpoint or self.bundle
+
+    @property
+    def compat_path(self) -> Path | None:
+        """The compatibility checkpoint (a file, or a bundle directory holding compat.pt)."""
+        return self.compat_checkpoint or self.bundle
 
 
 class ApiSettings(BaseModel):

@@ -399,7 +399,7 @@ def _resolve_index(args: argparse.Namespace, settings: Settings) -> tuple[str, l
     from engine.models.joint import JointModel
 
     ms = settings.models
-    model = JointModel.load(ms.joint_checkpoint, ms.device, num_threads=ms.num_threads)
+    model = JointModel.load(ms.joint_path, ms.device, num_threads=ms.num_threads)
     return ensure_catalog_index(settings, products, args.images, model, backend=backend), products
 
 

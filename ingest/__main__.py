@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from engine.backend import Backend
+from engine.catalog.mapping import load_catalog_mapping
 from engine.config.desired import desired_objects
 from engine.config.installer import apply
 from engine.errors import ClusterUnavailable, EngineError, IngestAborted
@@ -26,7 +27,7 @@ from engine.settings import Settings, load_settings
 from ingest import looks as looks_cli
 from ingest.checkpoint import DEFAULT_STATE_DIR
 from ingest.pipeline import PipelineOptions, delete_products, ingest_products, update_products
-from ingest.readers import FORMATS, load_mapping
+from ingest.readers import FORMATS
 from ingest.report import IngestReport
 
 logger = logging.getLogger("ingest")
@@ -54,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--format", choices=FORMATS, default=None, help="default: from the name")
             p.add_argument(
                 "--mapping",
-                type=Path,
                 default=None,
-                help='JSON file {"our field": "their column"}; "attributes.<Name>" allowed',
+                help="the catalog's mapping file (JSON, TOML or YAML; docs/MAPPING.md) or a "
+                "preset name (mango, myntra); default: our own format",
             )
         p.add_argument("--index", default=None, help="target index (default: <prefix>-products)")
         p.add_argument("--failures", type=Path, default=None, help="failure report (JSONL)")
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.catalog,
                 images_dir=args.images,
                 fmt=args.format,
-                mapping=load_mapping(args.mapping),
+                mapping=load_catalog_mapping(args.mapping),
                 index=index,
                 batch_size=args.batch_size,
                 workers=args.workers,
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings,
                 args.catalog,
                 fmt=args.format,
-                mapping=load_mapping(args.mapping),
+                mapping=load_catalog_mapping(args.mapping),
                 index=index,
                 batch_size=args.batch_size,
                 limit=args.limit,

@@ -57,7 +57,7 @@ def joint_checkpoint_path(settings: Settings) -> Path:
     """The joint checkpoint file the settings name (default: the shipped one)."""
     from engine.models.joint import JOINT_CHECKPOINT
 
-    return resolve_checkpoint(settings.models.joint_checkpoint, JOINT_CHECKPOINT)
+    return resolve_checkpoint(settings.models.joint_path, JOINT_CHECKPOINT)
 
 
 def encoder_version(settings: Settings) -> str:
@@ -66,9 +66,7 @@ def encoder_version(settings: Settings) -> str:
     from engine.models.static_text import document_model_version
 
     ms = settings.models
-    return document_model_version(
-        ms.joint_checkpoint, ms.document_text_encoder, ms.static_text_weights
-    )
+    return document_model_version(ms.joint_path, ms.document_text_encoder, ms.static_text_weights)
 
 
 class JointEncoder:

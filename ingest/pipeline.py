@@ -21,13 +21,14 @@ re-running or resuming never duplicates anything.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import queue
 import resource
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from tqdm import tqdm
 
 from engine.backend import Backend
 from engine.catalog import Product
+from engine.catalog.readers import MappingLike, as_mapping
+from engine.catalog.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 from engine.documents import (
     BUSINESS_FIELDS,
     PLAIN_FIELDS,
@@ -98,6 +101,8 @@ class PipelineOptions:
     max_image_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     draft_size: int | None = 448
+    # outfit slots of documents: the mapping file's taxonomy (set by ingest_products)
+    taxonomy: Taxonomy = field(default_factory=lambda: DEFAULT_TAXONOMY)
 
 
 # ----------------------------------------------------------------------------- work items
@@ -177,10 +182,13 @@ def _bulk_error(err: Mapping[str, Any]) -> tuple[str, int, str]:
 
 
 def plain_update(
-    product: Product, refs: Sequence[str], existing: Mapping[str, Any]
+    product: Product,
+    refs: Sequence[str],
+    existing: Mapping[str, Any],
+    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
 ) -> dict[str, Any] | None:
     """The partial update bringing ``existing`` to the product's plain fields (None: same)."""
-    new = plain_fields(product, refs)
+    new = plain_fields(product, refs, taxonomy)
     update: dict[str, Any] = {}
     for key in PLAIN_FIELDS:
         if key in new:
@@ -389,7 +397,9 @@ class _ProductPipeline:
             if isinstance(res, Failure):
                 failures.append(Failure(pid, it.row.line, res.stage, res.reason, res.code))
             elif res.unchanged:
-                update = plain_update(it.product, res.refs, it.existing or {})
+                update = plain_update(
+                    it.product, res.refs, it.existing or {}, self.options.taxonomy
+                )
                 if update is None:
                     skipped += 1
                 else:
@@ -458,6 +468,7 @@ class _ProductPipeline:
                 content_hash=ld.chash,
                 model_version=enc.model_version,
                 attr_top_k=self.options.attr_top_k,
+                taxonomy=self.options.taxonomy,
             )
             for i, (it, ld) in enumerate(todo)
         ]
@@ -471,13 +482,20 @@ class _RowSource:
     """Rows from ``start_row`` on, at most ``limit``; times reading; knows if rows were left."""
 
     def __init__(
-        self, rows: Iterator[Row], start_row: int, limit: int | None, report: IngestReport
+        self,
+        rows: Iterator[Row],
+        start_row: int,
+        limit: int | None,
+        report: IngestReport,
+        taxonomy: Taxonomy = DEFAULT_TAXONOMY,
     ) -> None:
         self.rows = rows
         self.start_row = start_row
         self.limit = limit
         self.report = report
+        self.taxonomy = taxonomy
         self.rows_left = False
+        self.unmapped: Counter[str] = Counter()
 
     def __iter__(self) -> Iterator[Row]:
         taken = 0
@@ -494,6 +512,8 @@ class _RowSource:
                 self.rows_left = True
                 return
             taken += 1
+            if r.product is not None and self.taxonomy.slot_for(r.product) is None:
+                self.unmapped[r.product.article_type or "(no type)"] += 1
             self.report.add_time("read", time.perf_counter() - t0, 1)
             yield r
 
@@ -532,7 +552,7 @@ def ingest_products(
     *,
     images_dir: Path | None = None,
     fmt: Format | None = None,
-    mapping: Mapping[str, str] | None = None,
+    mapping: MappingLike = None,
     index: str | None = None,
     batch_size: int = 64,
     workers: int = 2,
@@ -555,7 +575,10 @@ def ingest_products(
     folder of frozen backbone features reused by content (see :func:`engine.models.feature_cache.open_text_cache`).
     """
     t_start = time.perf_counter()
-    opts = options or PipelineOptions()
+    cmap = as_mapping(mapping)
+    opts = dataclasses.replace(options or PipelineOptions(), taxonomy=cmap.build_taxonomy())
+    fmt = fmt or cmap.format
+    mapping = cmap
     catalog = Path(catalog)
     if batch_size < 1:
         raise InvalidInput("batch_size must be at least 1", batch_size=batch_size)
@@ -644,7 +667,7 @@ def ingest_products(
                 continue
         report.add_wait("indexer", time.perf_counter() - t0)
 
-    source = _RowSource(iter_rows(catalog, fmt, mapping), start_row, limit, report)
+    source = _RowSource(iter_rows(catalog, fmt, mapping), start_row, limit, report, opts.taxonomy)
     pending: deque[_Batch] = deque()
     try:
         for rows in _batches(iter(source), batch_size):
@@ -673,6 +696,15 @@ def ingest_products(
             restore_refresh()
         raise
     _finish(pipe, bar, writer, report, t_start)
+    report.unmapped_types = dict(source.unmapped.most_common())
+    if source.unmapped:
+        logger.warning(
+            "%d products of %d types have no outfit slot (left out of complete the look): %s;"
+            " give them one with [taxonomy] slots in the mapping file",
+            sum(source.unmapped.values()),
+            len(source.unmapped),
+            ", ".join(f"{k} ({v})" for k, v in source.unmapped.most_common(8)),
+        )
     try:
         restore_refresh()
     except ClusterUnavailable as exc:
@@ -765,15 +797,16 @@ class BusinessUpdate(BaseModel):
 
 
 def _business_rows(
-    catalog: Path, fmt: Format | None, mapping: Mapping[str, str] | None
+    catalog: Path, fmt: Format | None, mapping: MappingLike
 ) -> Iterator[tuple[int, str | None, dict[str, Any] | RowFailure]]:
-    fmt = fmt or detect_format(catalog)
+    cmap = as_mapping(mapping)
+    fmt = fmt or cmap.format or detect_format(catalog)
     seen: set[str] = set()
     for line, rec in read_records(catalog, fmt):
         if isinstance(rec, RowFailure):
             yield line, None, rec
             continue
-        record = map_record(rec, dict(mapping or {}), from_text=fmt == "csv")
+        record = map_record(rec, cmap, from_text=fmt == "csv")
         values = {k: record[k] for k in ("id", *BUSINESS_FIELDS) if record.get(k) is not None}
         rid = values.get("id")
         rid = None if rid is None or isinstance(rid, bool) else str(rid).strip() or None
@@ -812,7 +845,7 @@ def update_products(
     catalog: Path,
     *,
     fmt: Format | None = None,
-    mapping: Mapping[str, str] | None = None,
+    mapping: MappingLike = None,
     index: str | None = None,
     batch_size: int = 500,
     limit: int | None = None,

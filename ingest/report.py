@@ -97,6 +97,10 @@ class IngestReport:
     checkpoint_path: str | None = None
     model_version: str | None = None
     peak_rss_mb: float | None = None
+    # products read whose type got no outfit slot (engine.catalog.taxonomy): type -> count
+    unmapped_types: dict[str, int] = field(default_factory=dict)
+    # when the models were not fitted to this catalog: what to do (see engine.bundle)
+    model_warning: str | None = None
 
     def add_failures(self, failures: list[Failure]) -> None:
         self.failed += len(failures)

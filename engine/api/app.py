@@ -25,7 +25,7 @@ def default_loaders(settings: Settings) -> dict[str, Callable[[], Any]]:
         from engine.models.joint import JointModel
 
         model = JointModel.load(
-            settings.models.joint_checkpoint,
+            settings.models.joint_path,
             device=settings.models.device,
             num_threads=settings.models.num_threads,
         )

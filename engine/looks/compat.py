@@ -15,7 +15,7 @@ products' ``joint_embedding`` (filtered by slot) with it yields a candidate pool
 pair scorer re-ranks.
 
 Both heads are trained with an InfoNCE loss on look pairs with negatives of the partner's slot
-(:mod:`engine.train.looks`). The checkpoint (``engine/looks/weights/compat.pt``) is small
+(:mod:`engine.train.looks`). The checkpoint (``engine/models/weights/compat.pt``) is small
 (float16 weights).
 """
 
@@ -31,13 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.bundle import DEFAULT_BUNDLE
 from engine.errors import InvalidInput
 from engine.looks.slots import SLOTS
 from engine.models.checkpoints import CheckpointKind, load_weights, read_checkpoint
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = DEFAULT_BUNDLE  # the shipped bundle (engine/models/weights/)
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "compat.pt"
 CHECKPOINT_FORMAT = "outfit-compat/1"
 COMPAT_CHECKPOINT = CheckpointKind(
@@ -244,7 +245,7 @@ class CompatModel:
 
     @classmethod
     def load(cls, path: Path | None = None, device: str = "cpu") -> CompatModel:
-        """Load a checkpoint (None = the one shipped in ``engine/looks/weights/``)."""
+        """Load a checkpoint (None = the one shipped in ``engine/models/weights/``)."""
         ckpt, state = read_checkpoint(path, COMPAT_CHECKPOINT)
         config = dict(state.get("config", {}))
         net = build_net(config)

@@ -9,6 +9,7 @@ filled in from the catalog when the look is ingested (:mod:`ingest.looks`).
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -145,9 +146,62 @@ def iter_looks_text(lines: Iterable[str]) -> Iterator[Look | LookError]:
             yield LookError(lineno, None if rid is None else str(rid), exc.message)
 
 
-def iter_looks(path: Path) -> Iterator[Look | LookError]:
-    """Read a looks file: JSONL (one look a line) or a JSON list of looks."""
+# Header names of a relational looks table's two columns (case-insensitive), first match wins.
+_LOOK_ID_COLUMNS = ("look_id", "outfit_id", "cod_outfit", "outfit", "look")
+_ITEM_ID_COLUMNS = ("item_id", "product_id", "cod_modelo_color", "item", "product", "id")
+
+
+def iter_look_table(path: Path) -> Iterator[Look | LookError]:
+    """A relational looks table (CSV/TSV, one row per look item: ``outfit_id,item_id``, e.g.
+    Mango's ``outfit_data.csv``) as looks, in order of first appearance. The look id column is
+    the first named like ``look_id``/``outfit_id`` (else the first column), the item column the
+    first named like ``item_id``/``product_id`` (else the second)."""
     path = Path(path)
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        sample = fh.read(4096)
+        fh.seek(0)
+        delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = next(reader, None)
+        if not header or len(header) < 2:
+            yield LookError(1, None, "a looks table needs a header with two columns")
+            return
+        names = [h.strip().lower() for h in header]
+
+        def pick(candidates: tuple[str, ...], fallback: int) -> int:
+            for c in candidates:
+                if c in names:
+                    return names.index(c)
+            return fallback
+
+        li, ii = pick(_LOOK_ID_COLUMNS, 0), pick(_ITEM_ID_COLUMNS, 1)
+        if li == ii:
+            ii = 1 if li == 0 else 0
+        looks: dict[str, list[str]] = {}
+        for lineno, row in enumerate(reader, start=2):
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) <= max(li, ii):
+                yield LookError(lineno, None, "row has fewer cells than the header")
+                continue
+            look_id, item_id = row[li].strip(), row[ii].strip()
+            if not look_id or not item_id:
+                yield LookError(lineno, look_id or None, "empty look id or item id")
+                continue
+            items = looks.setdefault(look_id, [])
+            if item_id not in items:
+                items.append(item_id)
+    for look_id, items in looks.items():
+        yield Look(look_id=look_id, items=[LookItem(i) for i in items])
+
+
+def iter_looks(path: Path) -> Iterator[Look | LookError]:
+    """Read a looks file: JSONL (one look a line), a JSON list of looks, or a relational
+    CSV/TSV table ``look_id,item_id`` (:func:`iter_look_table`)."""
+    path = Path(path)
+    if path.suffix.lower() in (".csv", ".tsv"):
+        yield from iter_look_table(path)
+        return
     text = path.read_text(encoding="utf-8")
     stripped = text.lstrip()
     if stripped.startswith("["):

@@ -29,7 +29,6 @@ from engine.backend import Backend
 from engine.errors import ClusterRequestError, InvalidInput, ModelUnavailable, NotFound
 from engine.looks.compat import CompatModel
 from engine.looks.slots import (
-    NON_OUTFIT_ARTICLE_TYPES,
     SLOTS,
     complementary_slots,
     look_slot,
@@ -348,7 +347,7 @@ class LookService:
                 in_stock=filters.in_stock,
                 brands=filters.brands,
                 exclude_ids=[q.item_id] if q.item_id else [],
-                exclude_article_types=sorted(NON_OUTFIT_ARTICLE_TYPES),
+                look_slots_only=True,
             )
             bodies.append(knn_products_query(proto, self.pool_size, flt))
         try:

@@ -111,12 +111,14 @@ def product_filters(
     brands: Sequence[str] | None = None,
     exclude_ids: Sequence[str] = (),
     exclude_article_types: Sequence[str] = (),
+    look_slots_only: bool = False,
 ) -> JSON:
-    """A bool filter over product documents."""
+    """A bool filter over product documents; ``look_slots_only``: the slot as a part of a look
+    (the stored ``look_slot``: no socks, nightwear ... whatever the catalog calls them)."""
     must: list[JSON] = []
     must_not: list[JSON] = []
     if slot:
-        must.append({"term": {"slot": slot}})
+        must.append({"term": {"look_slot" if look_slots_only else "slot": slot}})
     if genders:
         must.append({"terms": {"gender": list(genders)}})
     if min_price is not None or max_price is not None:

@@ -12,7 +12,7 @@ the trained heads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,12 +100,14 @@ def compute_item_vectors(
     *,
     cache_dir: Path | None = None,
     document_text: Any = None,
+    image_files: Mapping[str, Path] | None = None,
 ) -> ItemVectors:
     """Vectors of ``products`` with a loaded JointModel (backbone features cached on disk).
     ``document_text``: the documents' text backbone ingest uses when it is not MiniLM (the
     static encoder, :func:`engine.models.static_text.document_text_encoder`), so these vectors
-    are the ones the products index holds."""
-    from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs
+    are the ones the products index holds. ``image_files`` (item id -> photo under
+    ``images_dir``) for catalogs whose photos are not named ``<id>.jpg``."""
+    from engine.train.features import DEFAULT_CACHE_DIR, cached_image_files, cached_image_inputs
 
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     ids = [p.id for p in products]
@@ -117,9 +119,15 @@ def compute_item_vectors(
     text = joint.embed_text_features(features)
     image = np.zeros_like(text)
     if images_dir is not None and Path(images_dir).is_dir():
-        img_ids, img_feats = cached_image_inputs(
-            ids, Path(images_dir), lambda: joint.image_encoder, cache_dir=cache
-        )
+        if image_files is not None:
+            wanted = {i: image_files[i] for i in ids if i in image_files}
+            img_ids, img_feats = cached_image_files(
+                wanted, Path(images_dir), lambda: joint.image_encoder, cache_dir=cache
+            )
+        else:
+            img_ids, img_feats = cached_image_inputs(
+                ids, Path(images_dir), lambda: joint.image_encoder, cache_dir=cache
+            )
         if img_ids:
             row = {i: r for r, i in enumerate(ids)}
             image[[row[i] for i in img_ids]] = joint.embed_image_features(img_feats)

@@ -72,9 +72,16 @@ _BOILERPLATE = re.compile(
 )
 
 
-def product_attribute(product: Product, name: str) -> str | None:
-    """The value of one :data:`ATTRIBUTE_FIELDS` attribute of a product, or None."""
-    field = ATTRIBUTE_FIELDS[name]
+def product_attribute(
+    product: Product, name: str, fields: dict[str, str] | None = None
+) -> str | None:
+    """The value of one attribute of a product, or None. ``fields`` maps attribute names to
+    product fields (``"attributes.<Name>"`` for attribute columns); default
+    :data:`ATTRIBUTE_FIELDS`, a fitted model's own in ``JointModel.attribute_fields``."""
+    table = ATTRIBUTE_FIELDS if fields is None else fields
+    field = table.get(name)
+    if field is None:
+        return None
     if field.startswith("attributes."):
         value = product.attributes.get(field.split(".", 1)[1])
     else:
@@ -241,6 +248,15 @@ class JointModel:
         return int(self.net.text_tower.mean.shape[0])
 
     text_for_product = staticmethod(text_for_product)
+
+    @property
+    def attribute_fields(self) -> dict[str, str]:
+        """Attribute name -> product field of this model's attribute head (fitted models store
+        theirs: each catalog has its own label spaces)."""
+        stored = self.config.get("attribute_fields")
+        if isinstance(stored, dict) and stored:
+            return {str(k): str(v) for k, v in stored.items()}
+        return {k: v for k, v in ATTRIBUTE_FIELDS.items() if k in self.attribute_vocab}
 
     # ------------------------------------------------------------------ encoders (lazy)
     @property

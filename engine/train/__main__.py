@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "looks": (
         "engine.train.looks",
-        "complete-the-look compatibility model (engine/looks/weights/compat.pt)",
+        "complete-the-look compatibility model (engine/models/weights/compat.pt)",
     ),
     "ltr": ("engine.train.ltr", "GBDT+LR search re-ranker (engine/ltr/weights/)"),
     "static-text": (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tarfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +95,45 @@ def cached_image_inputs(
     )
     ids = [i for i in present if f"{i}.jpg" in cache]
     return ids, cache.get([f"{i}.jpg" for i in ids])
+
+
+def cached_image_files(
+    files: Mapping[str, Path],
+    images_dir: Path,
+    encoder_factory: Callable[[], object],
+    *,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    chunk: int = 256,
+) -> tuple[list[str], np.ndarray]:
+    """Image inputs of any catalog's photos: ``files`` maps item id -> image file (usually
+    under ``images_dir``, which names the cache). Items whose file is missing or does not
+    decode are left out (logged); returns (ids, (N, D) array) in ``files`` order."""
+    images_dir = Path(images_dir)
+    cache = FeatureCache(image_cache_path(images_dir, cache_dir), IMAGE_INPUT_DIM)
+
+    def key(path: Path) -> str:
+        try:
+            return str(Path(path).relative_to(images_dir))
+        except ValueError:
+            return str(Path(path).resolve())
+
+    keys = {item_id: key(path) for item_id, path in files.items() if Path(path).is_file()}
+    missing = len(files) - len(keys)
+    if missing:
+        logger.info("%d of %d items have no image file", missing, len(files))
+    path_of = {k: Path(files[i]) for i, k in keys.items()}
+    todo = sorted({k for k in keys.values() if k not in cache})
+
+    def load(k: str) -> Image.Image | None:
+        try:
+            return load_image_file(path_of[k])
+        except InvalidImage as exc:
+            logger.warning("skipping image %s: %s", path_of[k], exc.message)
+            return None
+
+    _compute_into(cache, todo, load, encoder_factory, chunk, f"image features ({images_dir.name})")
+    ids = [i for i, k in keys.items() if k in cache]
+    return ids, cache.get([keys[i] for i in ids])
 
 
 def cached_tar_image_inputs(

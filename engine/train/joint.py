@@ -52,7 +52,7 @@ from engine.settings import DEFAULT_SHARED_DATA
 from engine.train import metrics as M
 from engine.train.features import (
     DEFAULT_CACHE_DIR,
-    cached_image_inputs,
+    cached_image_files,
     cached_tar_image_inputs,
     cached_text_features,
 )
@@ -111,6 +111,7 @@ class TrainConfig:
     small_image_size: int = 224  # ingest encodes every photo at 224, small ones too
     n_bits: int = 256
     num_threads: int = 2
+    max_seconds: float | None = None  # stop after the epoch that would run past this budget
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,22 +124,37 @@ class Dataset:
     image_rows: np.ndarray  # (n_pairs,) product index of each image row
     image: np.ndarray  # (n_pairs, IMAGE_INPUT_DIM)
     image_source: np.ndarray  # (n_pairs,) 0 = 224px photo, 1 = small photo
+    fields: dict[str, str] = field(default_factory=lambda: dict(ATTRIBUTE_FIELDS))
 
 
-def build_vocab(products: list[Product]) -> dict[str, list[str]]:
+def build_vocab(
+    products: list[Product], fields: dict[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Per attribute, the values seen at least MIN_VALUE_COUNT times (sorted); attributes with
+    fewer than two such values are left out (a label space the catalog does not have)."""
+    fields = ATTRIBUTE_FIELDS if fields is None else fields
     vocab = {}
-    for name in ATTRIBUTE_FIELDS:
-        counts = Counter(v for p in products if (v := product_attribute(p, name)) is not None)
-        vocab[name] = sorted(v for v, c in counts.items() if c >= MIN_VALUE_COUNT)
+    for name in fields:
+        counts = Counter(
+            v for p in products if (v := product_attribute(p, name, fields)) is not None
+        )
+        values = sorted(v for v, c in counts.items() if c >= MIN_VALUE_COUNT)
+        if len(values) >= 2:
+            vocab[name] = values
+        else:
+            logger.info("attribute %s skipped: %d value(s) seen often enough", name, len(values))
     return vocab
 
 
-def encode_labels(products: list[Product], vocab: dict[str, list[str]]) -> dict[str, np.ndarray]:
+def encode_labels(
+    products: list[Product], vocab: dict[str, list[str]], fields: dict[str, str] | None = None
+) -> dict[str, np.ndarray]:
     out = {}
     for name, values in vocab.items():
         index = {v: i for i, v in enumerate(values)}
         out[name] = np.asarray(
-            [index.get(product_attribute(p, name) or "", -1) for p in products], dtype=np.int64
+            [index.get(product_attribute(p, name, fields) or "", -1) for p in products],
+            dtype=np.int64,
         )
     return out
 
@@ -151,20 +167,39 @@ def prepare(
     cfg: TrainConfig,
     cache_dir: Path = DEFAULT_CACHE_DIR,
 ) -> Dataset:
+    """The development catalog (our own format, photos ``<id>.jpg``)."""
     products = load_catalog(catalog_path)
     if cfg.photographed_only:
         products = [p for p in products if (Path(images_dir) / f"{p.id}.jpg").is_file()]
+    files = {p.id: Path(images_dir) / f"{p.id}.jpg" for p in products}
+    return prepare_products(
+        products, files, images_dir, small_tar=small_tar, cfg=cfg, cache_dir=cache_dir
+    )
+
+
+def prepare_products(
+    products: list[Product],
+    image_files: dict[str, Path],
+    images_dir: Path,
+    *,
+    cfg: TrainConfig,
+    fields: dict[str, str] | None = None,
+    small_tar: Path | None = None,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+) -> Dataset:
+    """Any catalog: ``image_files`` maps item id -> its photo (under ``images_dir``, which
+    names the feature cache); ``fields`` the attributes to learn (default ATTRIBUTE_FIELDS)."""
     logger.info("catalog: %d products", len(products))
     train_products = [p for p in products if not is_test_id(p.id)]
-    vocab = build_vocab(train_products)
-    labels = encode_labels(products, vocab)
+    vocab = build_vocab(train_products, fields)
+    labels = encode_labels(products, vocab, fields)
 
     def text_factory() -> TextEncoder:
         return TextEncoder("auto", num_threads=cfg.num_threads)
 
     # MiniLM costs ~1.5 GFLOP per 60-token text on CPU: the long product text is encoded for
     # photographed items (the image-text pairs); other items use their title in its place.
-    photographed = np.asarray([(Path(images_dir) / f"{p.id}.jpg").is_file() for p in products])
+    photographed = np.asarray([Path(image_files.get(p.id, "")).is_file() for p in products])
     text = {}
     for name, fn in TEXT_VARIANTS.items():
         if name == "full" and not cfg.full_text_for_all:
@@ -181,7 +216,8 @@ def prepare(
         return accelerate_image(encoder, threads=cfg.num_threads)
 
     index = {p.id: i for i, p in enumerate(products)}
-    ids, feats = cached_image_inputs([p.id for p in products], images_dir, image_factory)
+    wanted = {p.id: image_files[p.id] for p in products if p.id in image_files}
+    ids, feats = cached_image_files(wanted, images_dir, image_factory, cache_dir=cache_dir)
     rows = [index[i] for i in ids]
     sources = [0] * len(ids)
     feat_parts = [feats]
@@ -212,6 +248,7 @@ def prepare(
         image_rows=np.asarray(rows, dtype=np.int64),
         image=np.concatenate(feat_parts).astype(np.float32),
         image_source=np.asarray(sources, dtype=np.int8),
+        fields=dict(ATTRIBUTE_FIELDS if fields is None else fields),
     )
 
 
@@ -318,6 +355,7 @@ def train(data: Dataset, cfg: TrainConfig) -> tuple[JointModel, dict[str, Any]]:
         "image_in": IMAGE_INPUT_DIM,
         "text_in": data.text["full"].shape[1],
         "use_colour": cfg.use_colour,
+        "attribute_fields": {k: v for k, v in data.fields.items() if k in data.vocab},
     }
     net = build_net(config, data.vocab)
     tr_img = image_x[pair_train]
@@ -413,6 +451,20 @@ def train(data: Dataset, cfg: TrainConfig) -> tuple[JointModel, dict[str, Any]]:
             entry.update(evaluate_split(model, data, val_rows))
             net.train()
         history.append(entry)
+        elapsed = time.time() - t0
+        if (
+            cfg.max_seconds is not None
+            and epoch + 1 < cfg.epochs
+            and elapsed * (epoch + 2) / (epoch + 1) > cfg.max_seconds
+        ):
+            logger.warning(
+                "joint training stopped after epoch %d of %d: time budget of %.0f s",
+                epoch + 1,
+                cfg.epochs,
+                cfg.max_seconds,
+            )
+            entry["stopped_by_budget"] = 1.0
+            break
         bar.set_postfix(
             loss=f"{entry['loss']:.3f}", scale=f"{float(net.logit_scale.detach().exp()):.1f}"
         )

@@ -12,7 +12,7 @@ Loss: InfoNCE over (item, partner) pairs of every look, both directions, against
 ``--negatives`` random catalog items of the partner's slot (training split), for the pair
 scorer and for the prototype head.
 
-Outputs: the checkpoint (default ``engine/looks/weights/compat.pt``) and a JSON report with
+Outputs: the checkpoint (default ``engine/models/weights/compat.pt``) and a JSON report with
 the validation curve and the held-out test metrics (FITB, compatibility AUC, partner
 recall@10, the co-category popularity baseline).
 """
@@ -36,6 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from engine.catalog import Product, is_test_id, load_catalog
+from engine.catalog.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 from engine.looks.benchmark import CoCategoryBaseline, run_benchmark, slot_pools
 from engine.looks.compat import (
     DEFAULT_CHECKPOINT,
@@ -108,18 +109,32 @@ def prepare(
     products: list[Product],
     looks: list[Look],
     vectors: ItemVectors,
+    *,
+    split_by_look_id: bool = False,
+    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
 ) -> TrainData:
+    """Training data. Looks are held out by their anchor item's split (mined looks: an anchor
+    and its partners are one product page) or, with ``split_by_look_id``, by the look's own id
+    (curated looks: a held-out look is never trained on, its items may be in other looks);
+    then FITB candidates come from every catalog item of the slot."""
     type_of = {p.id: p.article_type for p in products}
-    slot_items = [(p.id, look_slot(p)) for p in products]
+    slot_items = [(p.id, taxonomy.look_slot(p)) for p in products]
 
     def known(i: str) -> bool:
         return i in vectors
 
-    train_all, test_looks = split_looks(looks)
+    if split_by_look_id:
+        train_all = [lk for lk in looks if not is_test_id(lk.look_id)]
+        test_looks = [lk for lk in looks if is_test_id(lk.look_id)]
+    else:
+        train_all, test_looks = split_looks(looks)
     train_looks = [lk for lk in train_all if not is_val_look(lk.look_id)]
     val_looks = [lk for lk in train_all if is_val_look(lk.look_id)]
     train_pools = slot_pools([(i, s) for i, s in slot_items if not is_test_id(i)], known)
-    test_pools = slot_pools([(i, s) for i, s in slot_items if is_test_id(i)], known)
+    if split_by_look_id:
+        test_pools = slot_pools(slot_items, known)
+    else:
+        test_pools = slot_pools([(i, s) for i, s in slot_items if is_test_id(i)], known)
     neg_pools = {
         SLOT_INDEX[s]: vectors.rows(ids) for s, ids in train_pools.items() if s in SLOT_INDEX
     }

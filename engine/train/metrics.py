@@ -161,12 +161,13 @@ def joint_metrics(
         out["title_to_image_recall_at_10"] = exact_recall_at_k(title, img, targets, k)
     probs = model.image_attribute_probabilities(image_inputs, img)
     colours = top_colours(products)
+    fields = model.attribute_fields
     for name in ("article_type", "base_colour", "gender", "usage", "pattern", "sub_category"):
-        if name not in probs:
-            continue
-        vocab = model.attribute_vocab[name]
+        vocab = model.attribute_vocab.get(name) or []
+        if name not in probs or not vocab or probs[name].shape[1] == 0:
+            continue  # a label space this catalog does not have
         pred = [vocab[j] for j in probs[name].argmax(axis=1)]
-        truth = [product_attribute(p, name) for p in products]
+        truth = [product_attribute(p, name, fields) for p in products]
         if name == "base_colour":
             truth = [t if t in colours else None for t in truth]
         out[f"attr_top1_{name}"] = top1_accuracy(pred, truth)

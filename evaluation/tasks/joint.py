@@ -59,7 +59,7 @@ def prepare(ctx: EvalContext) -> JointInputs | str:
     ms = ctx.settings.models
     try:
         model = JointModel.load(
-            ms.joint_checkpoint,
+            ms.joint_path,
             ms.device,
             batch_size=ms.batch_size,
             num_threads=ms.num_threads,
@@ -220,7 +220,7 @@ def run(ctx: EvalContext) -> TaskResult:
         f"test split: {len(inp.test)} photographed items (gallery = their photos)",
         "text query = text_for_product (title + key attributes + visual description); "
         "title_to_image_recall_at_10 uses the title alone",
-        f"checkpoint: {ctx.settings.models.joint_checkpoint or 'shipped default'}",
+        f"checkpoint: {ctx.settings.models.joint_path or 'shipped default'}",
     ]
     return TaskResult(
         name=NAME,

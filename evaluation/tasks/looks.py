@@ -161,11 +161,11 @@ def evaluate(
 
 def run(ctx: EvalContext) -> TaskResult:
     """Load the shipped compatibility and joint models; raise ModelUnavailable without them."""
-    model = CompatModel.load(getattr(ctx.settings.models, "compat_checkpoint", None))
+    model = CompatModel.load(ctx.settings.models.compat_path)
     from engine.models.joint import JointModel
 
     joint = JointModel.load(
-        ctx.settings.models.joint_checkpoint,
+        ctx.settings.models.joint_path,
         device=ctx.settings.models.device,
         num_threads=ctx.settings.models.num_threads,
     )

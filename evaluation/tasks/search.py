@@ -72,7 +72,7 @@ def load_model(ctx: EvalContext) -> Any:
 
         ms = ctx.settings.models
         model = JointModel.load(
-            ms.joint_checkpoint, ms.device, batch_size=ms.batch_size, num_threads=ms.num_threads
+            ms.joint_path, ms.device, batch_size=ms.batch_size, num_threads=ms.num_threads
         )
     if ctx.settings.models.onnx and hasattr(model, "accelerate"):
         # the backbones the API serves with (ONNX Runtime when installed and equivalent)

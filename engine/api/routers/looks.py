@@ -95,7 +95,7 @@ def _load_compat(state: AppState) -> Any:
         pass
     from engine.looks.compat import CompatModel
 
-    path = getattr(state.settings.models, "compat_checkpoint", None)
+    path = state.settings.models.compat_path
     try:
         model: Any = CompatModel.load(path, device="cpu")
     except ModelUnavailable as exc:

@@ -1,20 +1,20 @@
-"""The catalog format we read (the shared Fashion Product Images layout) and the fixed split.
+"""The product model (our field names) and the fixed train/test split.
 
-A catalog is JSONL (optionally gzipped) with one product per line; photos are ``<id>.jpg`` in
-a folder. Fields a retailer's catalog lacks (no ``style_note``, no ``rating``) are ``None``.
+A retailer's columns become these fields through its mapping (:mod:`engine.catalog.mapping`);
+files are read by :mod:`engine.catalog.readers`. Fields a catalog lacks (no ``style_note``, no
+``rating``) are ``None``; placeholder values ("NA", "-", ...) are ``None`` too.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.catalog.vocabulary import is_placeholder
 
 # Fields with keyword semantics that queries filter on.
 KEYWORD_FIELDS = (
@@ -90,9 +90,14 @@ class Product(BaseModel):
     )
     @classmethod
     def _blank_to_none(cls, v: Any) -> Any:
-        if isinstance(v, str) and not v.strip():
+        if is_placeholder(v):  # "", "NA", "-", ... (engine.catalog.vocabulary)
             return None
         return v
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _placeholder_title(cls, v: Any) -> Any:
+        return None if is_placeholder(v) else v
 
     @field_validator("year", mode="before")
     @classmethod
@@ -108,7 +113,7 @@ class Product(BaseModel):
             return {}
         if not isinstance(v, dict):
             raise ValueError("attributes must be an object")
-        return {str(k): str(val) for k, val in v.items() if val not in (None, "")}
+        return {str(k): str(val).strip() for k, val in v.items() if not is_placeholder(val)}
 
     @property
     def colours(self) -> list[str]:
@@ -117,7 +122,7 @@ class Product(BaseModel):
 
 @dataclass(frozen=True)
 class RowError:
-    """A line that could not become a Product."""
+    """A line that could not become a Product (the short view of a reader's failed Row)."""
 
     line: int
     item_id: str | None
@@ -129,39 +134,25 @@ def is_test_id(item_id: str) -> bool:
     return int(hashlib.sha1(item_id.encode("utf-8")).hexdigest(), 16) % 5 == 0
 
 
-def _open_text(path: Path) -> Any:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
-
-
-def iter_catalog(path: Path) -> Iterator[Product | RowError]:
-    """Yield a Product or a RowError for every non-blank line; never raises on bad rows."""
-    with _open_text(Path(path)) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield RowError(lineno, None, f"malformed JSON: {exc.msg}")
-                continue
-            if not isinstance(raw, dict):
-                yield RowError(lineno, None, "row is not a JSON object")
-                continue
-            rid = raw.get("id")
-            try:
-                yield Product.model_validate(raw)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                loc = ".".join(str(p) for p in first["loc"])
-                yield RowError(lineno, None if rid is None else str(rid), f"{loc}: {first['msg']}")
-
-
-def load_catalog(path: Path) -> list[Product]:
-    """All valid products of a catalog (bad rows are skipped; use iter_catalog to see them)."""
-    return [p for p in iter_catalog(path) if isinstance(p, Product)]
-
-
 def image_path(images_dir: Path, item_id: str) -> Path:
     return Path(images_dir) / f"{item_id}.jpg"
+
+
+def local_image_path(product: Product, images_dir: Path | None) -> Path | None:
+    """The first of a product's images that is a local file: its ``image_urls`` (absolute, or
+    relative to ``images_dir``), else ``<images_dir>/<id>.jpg``; None when there is none
+    (http(s) images are fetched by ingest, not here)."""
+    for ref in product.image_urls:
+        if ref.lower().startswith(("http://", "https://")):
+            continue
+        text = ref[7:] if ref.lower().startswith("file://") else ref
+        path = Path(text)
+        if not path.is_absolute() and images_dir is not None:
+            path = Path(images_dir) / path
+        if path.is_file():
+            return path
+    if images_dir is not None:
+        path = Path(images_dir) / f"{product.id}.jpg"
+        if path.is_file():
+            return path
+    return None

@@ -1,0 +1,471 @@
+"""``python -m engine fit``: fit every learned part to one retailer's catalog, into a bundle.
+
+    python -m engine fit --catalog product_data.csv --mapping mango --images images/ \
+        --looks outfit_data.csv --out bundles/mango
+
+On that catalog alone (fixed seed; products split by :func:`engine.catalog.is_test_id`, looks by
+their own id), it fits:
+
+1. the **joint image-text space** (:mod:`engine.train.joint`) with an **attribute head over the
+   label spaces the catalog has**: type, colour (group), gender, category levels and every
+   attribute column of the mapping; a field the catalog leaves empty, or with fewer than two
+   values seen 5 times, is skipped with a note, never a crash. Its ``article_type`` part is the
+   category classifier the search fuses with a k-NN vote;
+2. the **colour head** over photo inputs (:mod:`engine.train.colour`), when there is a colour;
+3. the **compatibility model** on the catalog's looks (:mod:`engine.train.looks`; ``--looks``
+   takes the JSONL look format or a relational CSV ``outfit_id,item_id``), held-out looks never
+   trained on; without looks it says so and complete the look stays look-free.
+
+Writes the bundle (:mod:`engine.bundle`): ``joint.pt``, ``compat.pt``, ``manifest.json`` (what
+was fitted, label spaces, catalog digest, metrics, versions) and ``fit.json``. Metrics are on
+the test split: text->image recall@10, image->image precision@10 (same type and colour), type
+and colour top-1, category fusion vs k-NN vote alone, FITB and compatibility AUC.
+``--minutes`` bounds the training steps (the feature pass is cached and resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import platform
+import resource
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.bundle import Manifest, write_manifest
+from engine.catalog import CatalogMapping, Product, is_test_id, load_catalog_mapping
+from engine.catalog.product import local_image_path
+from engine.catalog.readers import read_products
+from engine.catalog.taxonomy import Taxonomy
+from engine.files import file_sha1
+from engine.models.encoders import apply_num_threads
+from engine.models.joint import JointModel
+from engine.search.category import predict_category
+from engine.train.features import DEFAULT_CACHE_DIR
+
+logger = logging.getLogger(__name__)
+
+# Our fields that can carry a label space, in report order.
+LABEL_FIELDS: tuple[str, ...] = (
+    "article_type",
+    "base_colour",
+    "gender",
+    "usage",
+    "sub_category",
+    "master_category",
+    "age_group",
+    "season",
+    "colour1",
+)
+MAX_LABELS = 300  # more distinct values than this is an identifier, not a label space
+MIN_LABELLED_SHARE = 0.1  # attributes present on fewer products are skipped
+
+
+@dataclass
+class FitConfig:
+    seed: int = 0
+    minutes: float | None = 20.0
+    joint_epochs: int = 25
+    colour_epochs: int = 20
+    looks_epochs: int = 12
+    threads: int = 2
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    text_encoder: str = "static"  # documents' text encoder, as ingest runs it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def attribute_fields(
+    products: list[Product], mapping: CatalogMapping
+) -> tuple[dict[str, str], list[str]]:
+    """The attributes to learn (name -> product field) and notes on the ones skipped."""
+    from engine.documents import slug
+
+    notes: list[str] = []
+    candidates: dict[str, str] = {name: name for name in LABEL_FIELDS}
+    attr_counts: Counter[str] = Counter()
+    for p in products:
+        attr_counts.update(p.attributes)
+    for name in sorted(set(mapping.attribute_columns) | set(attr_counts)):
+        key = slug(name)
+        if key not in candidates:
+            candidates[key] = f"attributes.{name}"
+    fields: dict[str, str] = {}
+    n = max(1, len(products))
+    for name, fld in candidates.items():
+        if fld.startswith("attributes."):
+            attr = fld.split(".", 1)[1]
+            values = [p.attributes.get(attr) for p in products]
+        else:
+            values = [getattr(p, fld) for p in products]
+        present = [v for v in values if v]
+        distinct = len(set(present))
+        if not present:
+            if not fld.startswith("attributes."):
+                notes.append(f"{name}: empty in this catalog, no head")
+            continue
+        if len(present) / n < MIN_LABELLED_SHARE:
+            notes.append(f"{name}: on {len(present) / n:.0%} of products only, no head")
+            continue
+        if distinct < 2 or distinct > MAX_LABELS:
+            notes.append(f"{name}: {distinct} distinct values, no head")
+            continue
+        fields[name] = fld
+    return fields, notes
+
+
+def catalog_digest(path: Path, products: list[Product]) -> dict[str, Any]:
+    """Identity of the catalog a bundle was fitted to (file bytes and the product ids)."""
+    ids = hashlib.sha1("\n".join(sorted(p.id for p in products)).encode()).hexdigest()
+    return {"file": Path(path).name, "sha1": file_sha1(path), "ids_sha1": ids}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def category_metrics(
+    model: JointModel,
+    feats: np.ndarray,
+    products: list[Product],
+    is_train: np.ndarray,
+    *,
+    k: int = 10,
+    alpha: float = 0.5,
+) -> dict[str, float]:
+    """Photo category top-1 on test photos: classifier alone, k-NN vote over the training
+    photos alone, and their fusion (as the search service fuses them)."""
+    if "article_type" not in model.attribute_vocab:
+        return {}
+    emb = model.embed_image_features(feats)
+    probs = model.image_attribute_probabilities(feats, emb)["article_type"]
+    vocab = model.attribute_vocab["article_type"]
+    train_rows = np.flatnonzero(is_train)
+    test_rows = np.flatnonzero(~is_train)
+    if len(train_rows) == 0 or len(test_rows) == 0:
+        return {}
+    sims = emb[test_rows] @ emb[train_rows].T
+    top = np.argsort(-sims, axis=1)[:, :k]
+    hits = {"classifier": 0, "knn_vote": 0, "fusion": 0}
+    n = 0
+    for qi, row in enumerate(test_rows):
+        truth = products[row].article_type
+        if not truth:
+            continue
+        n += 1
+        order = np.argsort(-probs[row])[:10]
+        classifier = {vocab[j]: float(probs[row, j]) for j in order}
+        neighbours = [(products[train_rows[j]].article_type, float(sims[qi, j])) for j in top[qi]]
+        pred = predict_category(classifier, neighbours, alpha=alpha)
+        hits["classifier"] += int(pred.classifier_label == truth)
+        hits["knn_vote"] += int(pred.vote_label == truth)
+        hits["fusion"] += int(pred.label == truth)
+    return {f"category_top1_{key}": v / max(1, n) for key, v in hits.items()} | {
+        "category_photos": float(n)
+    }
+
+
+def fit_joint(
+    products: list[Product],
+    files: dict[str, Path],
+    images_dir: Path,
+    fields: dict[str, str],
+    cfg: FitConfig,
+    deadline: float | None,
+) -> tuple[JointModel, dict[str, Any], Any]:
+    from engine.train.colour import ColourConfig, train_head
+    from engine.train.joint import TrainConfig, is_val_id, prepare_products, test_metrics, train
+
+    tcfg = TrainConfig(seed=cfg.seed, epochs=cfg.joint_epochs, num_threads=cfg.threads)
+    data = prepare_products(
+        products, files, images_dir, cfg=tcfg, fields=fields, cache_dir=cfg.cache_dir
+    )
+    if len(data.image_rows) == 0:
+        raise SystemExit("no product photo could be read: check --images and the mapping")
+    if deadline is not None:
+        tcfg.max_seconds = max(30.0, 0.6 * (deadline - time.time()))
+    model, report = train(data, tcfg)
+    # colour head over photo inputs (the colour label space the catalog has)
+    if "base_colour" in data.vocab:
+        index = {c: i for i, c in enumerate(data.vocab["base_colour"])}
+        rows = [
+            r
+            for r, pi in enumerate(data.image_rows)
+            if data.image_source[r] == 0
+            and not is_test_id(data.products[pi].id)
+            and not is_val_id(data.products[pi].id)
+            and data.products[pi].base_colour in index
+        ]
+        if rows:
+            ccfg = ColourConfig(seed=cfg.seed, epochs=cfg.colour_epochs, threads=cfg.threads)
+            x = np.concatenate([data.image[rows]] * ccfg.big_repeat).astype(np.float32)
+            y = np.asarray(
+                [index[str(data.products[data.image_rows[r]].base_colour)] for r in rows]
+                * ccfg.big_repeat,
+                dtype=np.int64,
+            )
+            model.colour_head = train_head(model, x, y, ccfg)
+            model.config = dict(
+                model.config, colour_hidden=ccfg.hidden, colour_head_weight=ccfg.head_weight
+            )
+            report["colour_head_rows"] = len(rows)
+    report["test"] = test_metrics(model, data)
+    photo_rows = np.flatnonzero(data.image_source == 0)
+    photo_products = [data.products[data.image_rows[r]] for r in photo_rows]
+    is_train = np.asarray([not is_test_id(p.id) for p in photo_products])
+    report["test"].update(category_metrics(model, data.image[photo_rows], photo_products, is_train))
+    return model, report, data
+
+
+def fit_looks(
+    products: list[Product],
+    files: dict[str, Path],
+    images_dir: Path,
+    looks_path: Path,
+    joint_path: Path,
+    taxonomy: Taxonomy,
+    cfg: FitConfig,
+    out: Path,
+) -> dict[str, Any]:
+    from engine.looks.benchmark import CoCategoryBaseline, run_benchmark
+    from engine.looks.format import Look, LookItem, iter_looks
+    from engine.looks.vectors import compute_item_vectors
+    from engine.models.static_text import document_model_version, document_text_encoder
+    from engine.train.looks import LooksTrainConfig, prepare, train
+
+    by_id = {p.id: p for p in products}
+    raw_looks: list[Look] = []
+    bad = 0
+    for lk in iter_looks(looks_path):
+        if isinstance(lk, Look):
+            raw_looks.append(lk)
+        else:
+            bad += 1
+    unknown_items = 0
+    looks: list[Look] = []
+    for lk in raw_looks:
+        items = []
+        for it in lk.items:
+            p = by_id.get(it.item_id)
+            if p is None:
+                unknown_items += 1
+                continue
+            slot = it.slot or taxonomy.look_slot(p)
+            if slot is not None:
+                items.append(LookItem(it.item_id, slot))
+        if len(items) >= 2:
+            looks.append(Look(look_id=lk.look_id, items=items))
+    logger.info(
+        "looks: %d read (%d bad rows), %d usable; %d items not in the catalog",
+        len(raw_looks),
+        bad,
+        len(looks),
+        unknown_items,
+    )
+    joint = JointModel.load(joint_path, device="cpu", num_threads=cfg.threads)
+    eligible = [p for p in products if taxonomy.look_slot(p) is not None]
+    document_text = document_text_encoder(cfg.text_encoder, joint.text_encoder)
+    vectors = compute_item_vectors(
+        eligible,
+        joint,
+        images_dir,
+        cache_dir=cfg.cache_dir,
+        document_text=document_text,
+        image_files=files,
+    )
+    data = prepare(eligible, looks, vectors, split_by_look_id=True, taxonomy=taxonomy)
+    if len(data.pairs) == 0:
+        return {"fitted": False, "note": "no training pairs from these looks"}
+    lcfg = LooksTrainConfig(seed=cfg.seed, epochs=cfg.looks_epochs, num_threads=1)
+    model, info = train(data, lcfg)
+    baseline = CoCategoryBaseline(data.type_of).fit(data.train_looks)
+    test = run_benchmark(
+        model,
+        vectors,
+        data.test_looks,
+        data.test_pools,
+        baseline=baseline,
+        type_of=data.type_of,
+        seed=cfg.seed,
+    )
+    model.config["joint_model_version"] = document_model_version(joint_path, cfg.text_encoder)
+    path = model.save(out / "compat.pt")
+    return {
+        "fitted": True,
+        "file": path.name,
+        "looks_read": len(raw_looks),
+        "looks_usable": len(looks),
+        "bad_rows": bad,
+        "items_not_in_catalog": unknown_items,
+        "train_looks": len(data.train_looks),
+        "val_looks": len(data.val_looks),
+        "test_looks": len(data.test_looks),
+        "train_pairs": int(len(data.pairs)),
+        "best_epoch": info["best_epoch"],
+        "test": test,
+    }
+
+
+def fit(
+    catalog: Path,
+    *,
+    mapping: CatalogMapping,
+    images_dir: Path,
+    out: Path,
+    looks: Path | None = None,
+    cfg: FitConfig | None = None,
+) -> dict[str, Any]:
+    """Fit every part to ``catalog`` and write the bundle to ``out``; returns the report."""
+    cfg = cfg or FitConfig()
+    t0 = time.time()
+    deadline = None if cfg.minutes is None else t0 + 60.0 * cfg.minutes
+    apply_num_threads(cfg.threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+
+    products, failed = read_products(catalog, mapping)
+    if not products:
+        raise SystemExit(f"no valid product in {catalog} ({len(failed)} rows failed)")
+    taxonomy = mapping.build_taxonomy()
+    slots = taxonomy.report(products)
+    logger.info(
+        "catalog: %d products, %d rows failed; %s", len(products), len(failed), slots.summary()
+    )
+    files = {p.id: path for p in products if (path := local_image_path(p, images_dir))}
+    fields, notes = attribute_fields(products, mapping)
+    for note in notes:
+        logger.info("label spaces: %s", note)
+    seconds["read"] = time.time() - t0
+
+    t = time.time()
+    model, joint_report, data = fit_joint(products, files, images_dir, fields, cfg, deadline)
+    joint_path = model.save(out / "joint.pt")
+    seconds["joint"] = time.time() - t
+
+    t = time.time()
+    if looks is not None:
+        looks_report = fit_looks(products, files, images_dir, looks, joint_path, taxonomy, cfg, out)
+    else:
+        looks_report = {"fitted": False, "note": "no --looks: complete the look stays look-free"}
+        notes.append("compatibility model not fitted (no looks given): look-free complete the look")
+    seconds["looks"] = time.time() - t
+    seconds["total"] = time.time() - t0
+
+    test = dict(joint_report.get("test", {}))
+    if looks_report.get("fitted"):
+        test.update({f"looks_{k}": v for k, v in looks_report["test"].items()})
+    report = {
+        "catalog": str(catalog),
+        "mapping": mapping.summary(),
+        "products": len(products),
+        "failed_rows": len(failed),
+        "with_photo": len(files),
+        "slots": slots.as_dict(),
+        "attribute_fields": {k: v for k, v in fields.items() if k in model.attribute_vocab},
+        "notes": notes,
+        "joint": {k: v for k, v in joint_report.items() if k != "history"},
+        "joint_history": joint_report.get("history"),
+        "looks": looks_report,
+        "test": test,
+        "seconds": seconds,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+    }
+    (out / "fit.json").write_text(json.dumps(report, indent=2, default=float))
+    import torch
+
+    parts: dict[str, Any] = {"joint": {"file": "joint.pt", "sha1": file_sha1(joint_path)}}
+    if looks_report.get("fitted"):
+        parts["compat"] = {"file": "compat.pt", "sha1": file_sha1(out / "compat.pt")}
+    manifest = Manifest(
+        name=mapping.name or Path(catalog).stem,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        catalog={
+            **catalog_digest(catalog, products),
+            "products": len(products),
+            "with_photo": len(files),
+        },
+        label_spaces=model.attribute_vocab,
+        attribute_fields=report["attribute_fields"],
+        parts=parts,
+        metrics=test,
+        notes=notes,
+        versions={
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "document_text_encoder": cfg.text_encoder,
+        },
+    )
+    write_manifest(out, manifest)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine fit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--catalog", type=Path, required=True, help="JSONL(.gz), CSV or Parquet")
+    parser.add_argument(
+        "--mapping", default=None, help="mapping file or preset (mango, myntra); default: ours"
+    )
+    parser.add_argument("--images", type=Path, required=True, help="folder with the photos")
+    parser.add_argument("--looks", type=Path, default=None, help="looks: JSONL or CSV table")
+    parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")
+    parser.add_argument("--minutes", type=float, default=FitConfig.minutes, help="time budget")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--joint-epochs", type=int, default=FitConfig.joint_epochs)
+    parser.add_argument("--looks-epochs", type=int, default=FitConfig.looks_epochs)
+    parser.add_argument("--threads", type=int, default=FitConfig.threads)
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    cfg = FitConfig(
+        seed=args.seed,
+        minutes=args.minutes,
+        joint_epochs=args.joint_epochs,
+        looks_epochs=args.looks_epochs,
+        threads=args.threads,
+        cache_dir=args.cache_dir,
+    )
+    report = fit(
+        args.catalog,
+        mapping=load_catalog_mapping(args.mapping),
+        images_dir=args.images,
+        out=args.out,
+        looks=args.looks,
+        cfg=cfg,
+    )
+    print(
+        json.dumps(
+            {
+                "test": report["test"],
+                "seconds": report["seconds"],
+                "peak_rss_mb": report["peak_rss_mb"],
+                "notes": report["notes"],
+            },
+            indent=2,
+            default=float,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
