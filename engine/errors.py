@@ -48,6 +48,13 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
 
 
+class ForbiddenUrl(InvalidInput):
+    """A URL the service will not fetch: not http(s), or its host resolves to a loopback,
+    private, link-local or otherwise non-public address that no allow-list setting permits."""
+
+    code = "url_not_allowed"
+
+
 class Unauthorized(EngineError):
     code = "unauthorized"
 

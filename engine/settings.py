@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +104,32 @@ class ApiSettings(BaseModel):
     # whatever the page size; 0 = only as deep as the page. Deeper: better text ranking, slower
     # (see engine.search.service.SearchOptions.hybrid_depth for measured trade-offs).
     search_hybrid_depth: int = Field(default=60, ge=0, le=10_000)
+    # photo URLs sent to the API are fetched only from public addresses; these host names, IPs
+    # or CIDR networks are let through anyway (engine.safe_fetch). JSON list from the env.
+    url_allowed_hosts: list[str] = []
+
+    @field_validator("url_allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        return _check_allowed_hosts(v)
+
+
+class IngestSettings(BaseModel):
+    # catalog image URLs are fetched only from public addresses; list internal image hosts
+    # (names, IPs or CIDR networks) here, e.g. '["images.internal", "10.20.0.0/16"]'
+    url_allowed_hosts: list[str] = []
+
+    @field_validator("url_allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        return _check_allowed_hosts(v)
+
+
+def _check_allowed_hosts(entries: list[str]) -> list[str]:
+    from engine.safe_fetch import HostAllowList
+
+    HostAllowList.parse(entries)  # ValueError on an entry that is neither a name nor an IP/CIDR
+    return entries
 
 
 class Settings(BaseSettings):
@@ -118,6 +144,7 @@ class Settings(BaseSettings):
     local_node: LocalNodeSettings = LocalNodeSettings()
     models: ModelSettings = ModelSettings()
     api: ApiSettings = ApiSettings()
+    ingest: IngestSettings = IngestSettings()
     shared_data: Path = DEFAULT_SHARED_DATA
     sample_dir: Path = SAMPLE_DIR
 

@@ -4,9 +4,12 @@
   the images folder, the catalog's folder or the working directory; ``file://`` or
   ``http(s)://`` URLs) or, when it has none, ``<images_dir>/<id>.jpg`` (as an absolute path) if
   that file exists. The first is the primary image.
-* :class:`ImageFetcher` reads bytes: local files with a size limit; HTTP with timeouts, retries
-  with backoff (connection errors, 5xx, 429), a streamed size limit and a content-type check.
-  Failures raise :class:`engine.errors.ImageFetchError`.
+* :class:`ImageFetcher` reads bytes: local files with a size limit; HTTP through
+  :class:`engine.safe_fetch.SafeFetcher` (public addresses only, plus the
+  ``url_allowed_hosts`` option; redirects checked hop by hop; a streamed size limit) with
+  timeouts, retries with backoff (connection errors, 5xx, 429) and a content-type check.
+  Failures raise :class:`engine.errors.ImageFetchError` (code ``url_not_allowed`` for a refused
+  URL, see :func:`error_code`).
 * :func:`decode` goes through :func:`engine.models.images.decode_image`; large JPEGs are first
   decoded with PIL's draft mode (DCT scaling) at no less than ``draft_size`` pixels a side, which
   is several times faster and loses nothing the 224px encoder would see.
@@ -28,8 +31,9 @@ import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.catalog import Product
-from engine.errors import ImageFetchError, InvalidImage
+from engine.errors import ForbiddenUrl, ImageFetchError, InvalidImage, PayloadTooLarge
 from engine.models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
+from engine.safe_fetch import SafeFetcher
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,9 @@ class ImageOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     draft_size: int | None = 448  # None disables JPEG draft decoding
+    # internal image hosts fetched although not public: names, IPs or CIDR networks
+    # (settings.ingest.url_allowed_hosts); every other host must resolve to public addresses
+    url_allowed_hosts: tuple[str, ...] = ()
 
 
 def is_http(ref: str) -> bool:
@@ -79,28 +86,28 @@ def resolve_local(ref: str, options: ImageOptions) -> Path:
 class ImageFetcher:
     """Reads image bytes; thread-safe (one shared HTTP connection pool)."""
 
-    def __init__(self, options: ImageOptions, client: httpx.Client | None = None) -> None:
+    def __init__(self, options: ImageOptions) -> None:
         self.options = options
-        self._client = client
-        self._own_client = client is None
+        self._http: SafeFetcher | None = None
         self._lock = threading.Lock()
 
     @property
-    def client(self) -> httpx.Client:
+    def http(self) -> SafeFetcher:
         with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(
-                    timeout=httpx.Timeout(self.options.timeout_s),
-                    follow_redirects=True,
+            if self._http is None:
+                self._http = SafeFetcher(
+                    self.options.url_allowed_hosts,
+                    timeout_s=self.options.timeout_s,
                     headers={"User-Agent": USER_AGENT, "Accept": "image/*"},
-                    limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+                    max_connections=16,
                 )
-            return self._client
+            return self._http
 
     def close(self) -> None:
-        if self._client is not None and self._own_client:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
 
     def __enter__(self) -> ImageFetcher:
         return self
@@ -139,42 +146,52 @@ class ImageFetcher:
             if attempt:
                 time.sleep(opts.backoff_s * 2 ** (attempt - 1))
             try:
-                with self.client.stream("GET", url) as resp:
-                    status = resp.status_code
-                    if status == 429 or status >= 500:
-                        last = f"HTTP {status}"
-                        continue
-                    if status >= 400:
-                        raise ImageFetchError(f"HTTP {status} for {url}", ref=url, status=status)
-                    ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
-                    if not ctype.startswith("image/"):
-                        raise ImageFetchError(
-                            f"not an image: content-type {ctype or 'missing'!r} for {url}",
-                            ref=url,
-                            content_type=ctype,
-                        )
-                    declared = resp.headers.get("content-length")
-                    if declared and declared.isdigit() and int(declared) > opts.max_bytes:
-                        raise ImageFetchError(
-                            f"image too large: {declared} bytes > {opts.max_bytes} ({url})",
-                            ref=url,
-                        )
-                    buf = bytearray()
-                    for chunk in resp.iter_bytes():
-                        buf.extend(chunk)
-                        if len(buf) > opts.max_bytes:
-                            raise ImageFetchError(
-                                f"image too large: more than {opts.max_bytes} bytes ({url})",
-                                ref=url,
-                            )
-                    return bytes(buf)
+                return self.http.fetch(url, max_bytes=opts.max_bytes, check=_image_response)
+            except _Retryable as exc:
+                last = str(exc)
+            except ForbiddenUrl as exc:
+                raise ImageFetchError(
+                    f"{exc.message} ({url}; internal image hosts go in "
+                    "settings.ingest.url_allowed_hosts)",
+                    ref=url,
+                    refused=exc.code,
+                    **exc.details,
+                ) from exc
+            except PayloadTooLarge as exc:
+                size = exc.details.get("size")
+                what = f"{size} bytes >" if size else "more than"
+                raise ImageFetchError(
+                    f"image too large: {what} {opts.max_bytes} bytes ({url})", ref=url
+                ) from exc
             except httpx.TimeoutException as exc:
                 last = f"timeout ({type(exc).__name__})"
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise ImageFetchError(f"cannot fetch {url}: {exc}", ref=url) from exc
             logger.debug("fetch %s failed (%s), attempt %d", url, last, attempt + 1)
         raise ImageFetchError(
             f"cannot fetch {url} after {opts.retries + 1} attempt(s): {last}", ref=url
+        )
+
+
+class _Retryable(Exception):
+    """A response worth asking again for (429, 5xx)."""
+
+
+def _image_response(resp: httpx.Response) -> None:
+    """Checks the final response before its body is read."""
+    url, status = str(resp.request.url), resp.status_code
+    if status == 429 or status >= 500:
+        raise _Retryable(f"HTTP {status}")
+    if status >= 400:
+        raise ImageFetchError(f"HTTP {status} for {url}", ref=url, status=status)
+    ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not ctype.startswith("image/"):
+        raise ImageFetchError(
+            f"not an image: content-type {ctype or 'missing'!r} for {url}",
+            ref=url,
+            content_type=ctype,
         )
 
 
@@ -242,5 +259,7 @@ def fetch_all(
 def error_code(exc: Any) -> str:
     """Failure code for an image error."""
     if isinstance(exc, ImageFetchError):
+        if exc.details.get("refused"):
+            return str(exc.details["refused"])  # url_not_allowed
         return "image_not_found" if "not found" in exc.message else "image_fetch_failed"
     return "image_invalid"

@@ -648,6 +648,7 @@ def ingest_products(
         max_bytes=opts.max_image_bytes,
         max_pixels=opts.max_image_pixels,
         draft_size=opts.draft_size,
+        url_allowed_hosts=tuple(settings.ingest.url_allowed_hosts),
     )
     restore_refresh = _slow_refresh(backend, index, opts.bulk_refresh_interval)
     pipe = _ProductPipeline(backend, encoder, index, image_options, opts, workers, report)

@@ -250,12 +250,21 @@ def test_image_by_item_id(client: TestClient, backend: FakeBackend) -> None:
     assert_error(client.post("/search/image", json={"item_id": "nope"}), 404, "not_found")
 
 
+class ImageServer:
+    def __init__(self) -> None:
+        self.url = ""
+        self.hits: list[str] = []  # paths requested
+        self.connections = 0  # TCP connections accepted
+
+
 @pytest.fixture
-def image_server() -> Iterator[str]:
+def image_server() -> Iterator[ImageServer]:
     payload = png()
+    info = ImageServer()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server API
+            info.hits.append(self.path)
             if self.path == "/ok.png":
                 self.send_response(200)
                 self.send_header("content-type", "image/png")
@@ -266,6 +275,10 @@ def image_server() -> Iterator[str]:
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"\0" * (MAX_BYTES + 1000))
+            elif self.path.startswith("/to-"):  # /to-<port>: redirect to 127.0.0.1:<port>
+                self.send_response(302)
+                self.send_header("location", f"http://127.0.0.1:{self.path[4:]}/ok.png")
+                self.end_headers()
             else:
                 self.send_response(404)
                 self.end_headers()
@@ -273,28 +286,108 @@ def image_server() -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Counting(ThreadingHTTPServer):
+        def verify_request(self, request: Any, client_address: Any) -> bool:
+            info.connections += 1
+            return True
+
+    server = Counting(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    info.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield info
     server.shutdown()
     server.server_close()
 
 
-def test_image_by_url(client: TestClient, image_server: str) -> None:
-    r = client.post("/search/image", json={"url": f"{image_server}/ok.png", "size": 1})
+@pytest.fixture
+def internal_client(backend: FakeBackend) -> Iterator[TestClient]:
+    """The API with 127.0.0.1 on its URL allow-list (how an operator admits an internal host)."""
+    api = ApiSettings(
+        max_upload_bytes=MAX_BYTES, max_image_pixels=MAX_PIXELS, url_allowed_hosts=["127.0.0.1"]
+    )
+    app = create_app(Settings(api=api), backend=backend, loaders={"joint": FakeModel})  # type: ignore[arg-type]
+    with TestClient(app) as c:
+        yield c
+
+
+def test_image_by_url(internal_client: TestClient, image_server: ImageServer) -> None:
+    client, base = internal_client, image_server.url
+    r = client.post("/search/image", json={"url": f"{base}/ok.png", "size": 1})
     assert r.status_code == 200, r.text
     assert_error(
-        client.post("/search/image", json={"url": f"{image_server}/missing.png"}),
+        client.post("/search/image", json={"url": f"{base}/missing.png"}),
         422,
         "invalid_input",
         "404",
     )
     assert_error(
-        client.post("/search/image", json={"url": f"{image_server}/big.png"}),
+        client.post("/search/image", json={"url": f"{base}/big.png"}),
         413,
         "payload_too_large",
     )
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{base}/ok.png",
+        "http://2130706433:{port}/ok.png",
+        "http://0x7f000001:{port}/ok.png",
+        "http://[::ffff:127.0.0.1]:{port}/ok.png",
+        "http://localhost:{port}/ok.png",
+    ],
+)
+def test_image_url_to_an_internal_host_is_refused(
+    client: TestClient, image_server: ImageServer, template: str
+) -> None:
+    """The SSRF hole: by default the API fetches from public addresses only."""
+    base = image_server.url
+    url = template.format(base=base, port=base.rsplit(":", 1)[1])
+    body = assert_error(
+        client.post("/search/image", json={"url": url}), 422, "url_not_allowed", "not allowed"
+    )
+    assert body["details"]["url"] == url and body["details"]["reason"].startswith("loopback")
+    assert "address" not in body["details"]  # resolved addresses are not echoed back
+    assert image_server.connections == 0 and image_server.hits == []
+
+
+def test_cluster_admin_url_is_refused(client: TestClient) -> None:
+    # the reported request: the cluster's own admin endpoint (nothing needs to listen there)
+    body = assert_error(
+        client.post("/search/image", json={"url": "http://127.0.0.1:9200/_cat/indices"}),
+        422,
+        "url_not_allowed",
+    )
+    assert body["details"]["reason"] == "loopback"
+
+
+def test_image_url_redirect_to_an_internal_host_is_refused(
+    image_server: ImageServer, backend: FakeBackend
+) -> None:
+    """An allowed first hop redirecting to an address that is not allowed: refused, and the
+    redirect target is never asked (tests/test_safe_fetch.py does this across two servers)."""
+    with TestClient(
+        create_app(
+            Settings(api=ApiSettings(url_allowed_hosts=["localhost"])),
+            backend=backend,  # type: ignore[arg-type]
+            loaders={"joint": FakeModel},
+        )
+    ) as named_only:
+        port = image_server.url.rsplit(":", 1)[1]
+        # localhost is allowed by name; its redirect to 127.0.0.1 (not on the list) is refused
+        r = named_only.post("/search/image", json={"url": f"http://localhost:{port}/to-{port}"})
+        body = assert_error(r, 422, "url_not_allowed")
+        assert body["details"]["redirected_to"] == f"http://127.0.0.1:{port}/ok.png"
+    assert image_server.hits == [f"/to-{port}"]  # the first hop only
+
+
+def test_compose_url_to_an_internal_host_is_refused(
+    client: TestClient, image_server: ImageServer
+) -> None:
+    r = client.post("/search/compose", json={"url": f"{image_server.url}/ok.png", "text": "in red"})
+    assert_error(r, 422, "url_not_allowed")
+    assert image_server.connections == 0
 
 
 # --------------------------------------------------------------------------- compose

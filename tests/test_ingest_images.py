@@ -101,8 +101,14 @@ def test_local_fetch(tmp_path: Path) -> None:
         f.fetch(str(tmp_path / "huge.jpg"))
 
 
+# the test servers are internal hosts: let them through the way an operator would
+LOCAL = ("127.0.0.1",)
+
+
 def test_http_fetch(server: str) -> None:
-    opts = ImageOptions(timeout_s=5, retries=2, backoff_s=0.01, max_bytes=4000)
+    opts = ImageOptions(
+        timeout_s=5, retries=2, backoff_s=0.01, max_bytes=4000, url_allowed_hosts=LOCAL
+    )
     with ImageFetcher(opts) as f:
         assert decode(f.fetch(f"{server}/ok.jpg"), opts).size == (64, 48)
         with pytest.raises(ImageFetchError, match="HTTP 404"):
@@ -118,9 +124,29 @@ def test_http_fetch(server: str) -> None:
 
 
 def test_http_unreachable_is_a_fetch_error() -> None:
-    opts = ImageOptions(timeout_s=1, retries=1, backoff_s=0.01)
+    opts = ImageOptions(timeout_s=1, retries=1, backoff_s=0.01, url_allowed_hosts=LOCAL)
     with ImageFetcher(opts) as f, pytest.raises(ImageFetchError, match="2 attempt"):
         f.fetch("http://127.0.0.1:9/nothing.jpg")
+
+
+def test_http_internal_host_refused_without_allow_list(server: str) -> None:
+    """Without the allow-list a loopback/private image URL is a per-item failure, not fetched
+    and not retried; the other images of the product still come through."""
+    port = server.rsplit(":", 1)[1]
+    opts = ImageOptions(retries=2, backoff_s=0.01)
+    with ImageFetcher(opts) as f:
+        for url in (f"{server}/refused.jpg", f"http://2130706433:{port}/refused.jpg"):
+            with pytest.raises(ImageFetchError, match="not allowed") as exc:
+                f.fetch(url)
+            assert error_code(exc.value) == "url_not_allowed"
+            assert exc.value.details["ref"] == url and exc.value.details["reason"] == "loopback"
+        assert "/refused.jpg" not in _Handler.calls
+    with ImageFetcher(ImageOptions(url_allowed_hosts=("127.0.0.2",))) as f:
+        ok, bad = fetch_all(
+            f, [f"{server}/refused.jpg", f"http://[::ffff:127.0.0.1]:{port}/refused.jpg"]
+        )
+    assert ok == [] and [error_code(e) for _, e in bad] == ["url_not_allowed"] * 2
+    assert "/refused.jpg" not in _Handler.calls
 
 
 def test_fetch_all_keeps_order_and_errors(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ import copy
 import hashlib
 import io
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from PIL import Image
 
 from engine.catalog import Product
 from engine.errors import ClusterUnavailable, IngestAborted, InvalidInput
-from engine.settings import Settings
+from engine.settings import IngestSettings, Settings
 from ingest import __main__ as cli
 from ingest.encode import PreparedImage
 from ingest.pipeline import PipelineOptions, delete_products, ingest_products, update_products
@@ -227,6 +229,46 @@ def test_ingest_counts_failures_and_documents(data: dict[str, Path]) -> None:
     assert d["image_urls"][0].endswith("p03.jpg") and len(d["image_sha1"]) == 40
     assert d["predicted_category"] == "Shirts" and d["model_version"] == "fake-1"
     assert d["attr_prob"]["article_type"]["shirts"] == 0.7
+
+
+def test_image_urls_follow_the_ingest_allow_list(tmp_path: Path) -> None:
+    """An image URL on an internal host is a per-item url_not_allowed failure (never fetched)
+    unless settings.ingest.url_allowed_hosts names the host."""
+    photo, hits = _jpeg((200, 10, 10)), []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(photo)))
+            self.end_headers()
+            self.wfile.write(photo)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/u1.jpg"
+        (tmp_path / "images").mkdir()
+        rows = [{"id": "u1", "title": "Red shirt", "image_urls": [url]}]
+        catalog = _write_catalog(tmp_path / "catalog.jsonl", rows)
+
+        def run(settings: Settings, state: str) -> IngestReport:
+            data = {"catalog": catalog, "images": tmp_path / "images", "state": tmp_path / state}
+            return _run(settings, data, FakeBackend())
+
+        refused = run(Settings(), "s1")
+        assert refused.failures_by_code == {"url_not_allowed": 1} and hits == []
+        [failure] = _failures(refused)
+        assert failure["item_id"] == "u1" and "not allowed" in failure["reason"]
+        allowed = run(Settings(ingest=IngestSettings(url_allowed_hosts=["127.0.0.1"])), "s2")
+        assert allowed.indexed == 1 and allowed.failed == 0 and hits == ["/u1.jpg"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_second_run_changes_nothing(data: dict[str, Path]) -> None:

@@ -18,6 +18,9 @@ logger = logging.getLogger(__name__)
 STATUS_TABLE: tuple[tuple[type[e.EngineError], int], ...] = (
     (e.PayloadTooLarge, 413),
     (e.InvalidImage, 422),
+    # 422 like every other unacceptable input (a bad scheme is one too): the request is well
+    # formed and the caller is authorised, its URL is what the service refuses to fetch.
+    (e.ForbiddenUrl, 422),
     (e.InvalidInput, 422),
     (e.NotFound, 404),
     (e.Unauthorized, 401),

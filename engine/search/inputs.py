@@ -14,7 +14,7 @@ import re
 
 from PIL import Image
 
-from engine.errors import InvalidImage, InvalidInput, PayloadTooLarge
+from engine.errors import ForbiddenUrl, InvalidImage, InvalidInput, PayloadTooLarge
 from engine.models.images import decode_image
 from engine.settings import ApiSettings
 
@@ -67,29 +67,44 @@ def image_from_base64(text: str, api: ApiSettings) -> Image.Image:
 
 
 def image_from_url(url: str, api: ApiSettings, *, timeout_s: float = 5.0) -> Image.Image:
-    """Fetch an http(s) image URL (streamed; stops at the byte limit) and decode it."""
+    """Fetch an http(s) image URL and decode it: public addresses only (plus
+    ``api.url_allowed_hosts``), streamed and stopped at the byte limit; see
+    :mod:`engine.safe_fetch`. A refused URL raises :class:`ForbiddenUrl` (HTTP 422)."""
     import httpx
+
+    from engine.safe_fetch import SafeFetcher
 
     if not url.lower().startswith(("http://", "https://")):
         raise InvalidInput("image url must be http:// or https://", url=url)
     try:
-        with (
-            httpx.Client(timeout=timeout_s, follow_redirects=True, max_redirects=3) as client,
-            client.stream("GET", url) as resp,
-        ):
-            if resp.status_code != 200:
-                raise InvalidInput(
-                    f"could not fetch image url: HTTP {resp.status_code}",
-                    url=url,
-                    status=resp.status_code,
-                )
-            declared = resp.headers.get("content-length")
-            if declared and declared.isdigit():
-                check_size(int(declared), api)
-            buf = bytearray()
-            for chunk in resp.iter_bytes():
-                buf.extend(chunk)
-                check_size(len(buf), api)
-    except httpx.HTTPError as exc:
+        with SafeFetcher(api.url_allowed_hosts, timeout_s=timeout_s, max_connections=1) as fetch:
+            data = fetch.fetch(url, max_bytes=api.max_upload_bytes)
+    except ForbiddenUrl as exc:
+        # the resolved address stays in the log, not in the answer to the caller
+        logger.info("refused image url %s: %s", url, exc.message)
+        details = {
+            k: v for k, v in exc.details.items() if k in ("url", "host", "reason", "redirected_to")
+        }
+        message = exc.message
+        if "address" in exc.details:
+            message = (
+                f"image url not allowed: host {exc.details.get('host')!r} is not a public "
+                f"internet address ({exc.details.get('reason')})"
+            )
+        raise ForbiddenUrl(
+            message,
+            **details,
+        ) from None
+    except PayloadTooLarge as exc:
+        raise PayloadTooLarge(
+            f"image is too large: {exc.message.removeprefix('response too large: ')}",
+            **exc.details,
+        ) from exc
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
+        raise InvalidInput(
+            f"could not fetch image url: HTTP {status}", url=url, status=status
+        ) from exc
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise InvalidInput(f"could not fetch image url: {exc}", url=url) from exc
-    return image_from_bytes(bytes(buf), api)
+    return image_from_bytes(data, api)
