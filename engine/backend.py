@@ -17,6 +17,7 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as os_exc
 
 from engine.errors import ClusterRequestError, ClusterUnavailable, NotFound
+from engine.queries import term_counts_body
 from engine.settings import ClusterSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,13 @@ class Backend:
         with _translate(f"count {index}"):
             body = {"query": query} if query else None
             return int(self.client.count(index=index, body=body)["count"])
+
+    def term_counts(self, index: str, field: str, size: int = 1000) -> dict[str, int]:
+        """Documents per value of a keyword field (the top ``size`` values)."""
+        with _translate(f"term counts {index}.{field}"):
+            res = self.client.search(index=index, body=term_counts_body(field, size))
+        buckets = res.get("aggregations", {}).get("values", {}).get("buckets", [])
+        return {str(b["key"]): int(b["doc_count"]) for b in buckets}
 
     # ------------------------------------------------------------------ documents
     def get(self, index: str, doc_id: str, source_excludes: list[str] | None = None) -> JSON:

@@ -16,7 +16,9 @@ no torch), so serving code can ask "does this bundle know this catalog?" cheaply
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import InvalidInput
 from engine.files import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "outfit-bundle/1"
@@ -94,6 +98,49 @@ def coverage(
     unknown = {v: n for v, n in counts.items() if str(v).strip().lower() not in known}
     top = dict(sorted(unknown.items(), key=lambda kv: -kv[1])[:10])
     return Coverage(attribute, hit / total if total else 0.0, total, top)
+
+
+class CatalogFitCheck:
+    """Does the loaded bundle know the indexed catalog? (cached; re-checked every ``ttl_s``)
+
+    ``counts`` is a callable returning the index's documents per ``article_type`` (the backend's
+    ``term_counts``); ``label_space`` the bundle's type labels. A cluster error leaves the last
+    answer (or "fitted" before any): the check never breaks serving.
+    """
+
+    def __init__(
+        self,
+        counts: Callable[[], Mapping[str, int]],
+        label_space: Callable[[], list[str] | None],
+        *,
+        bundle: Path | None = None,
+        ttl_s: float = 300.0,
+    ) -> None:
+        self._counts = counts
+        self._label_space = label_space
+        self.bundle = bundle
+        self.ttl_s = ttl_s
+        self._at = -1e18
+        self._result: Coverage | None = None
+
+    def coverage(self) -> Coverage | None:
+        now = time.monotonic()
+        if now - self._at >= self.ttl_s:
+            self._at = now
+            try:
+                counts = dict(self._counts())
+            except Exception as exc:  # noqa: BLE001 - a check, never a failure of search
+                logger.debug("catalog fit check skipped: %s", exc)
+                return self._result
+            self._result = coverage(self._label_space(), counts) if counts else None
+            if self._result is not None and not self._result.fitted:
+                logger.warning("%s", not_fitted_message(self._result, self.bundle))
+        return self._result
+
+    def fitted(self) -> bool:
+        """False only when the index has typed products and the bundle's labels miss them."""
+        cov = self.coverage()
+        return cov is None or cov.fitted
 
 
 def not_fitted_message(cov: Coverage, bundle: Path | None) -> str:

@@ -529,3 +529,9 @@ def template_params(filters: Filters = Filters(), *, size: int = 20, k: int | No
     if filters.exclude_ids:
         p["exclude_id"] = filters.exclude_ids[0]
     return p
+
+
+def term_counts_body(field_name: str, size: int = 1000) -> JSON:
+    """How many documents hold each value of a keyword field (no hits): the catalog's own label
+    space, compared with a model bundle's (:func:`engine.bundle.coverage`)."""
+    return {"size": 0, "aggs": {"values": {"terms": {"field": field_name, "size": size}}}}

@@ -1,5 +1,5 @@
-"""``python -m evaluation report --catalog FILE --images DIR [--looks FILE] [--tasks LIST]
-[--out DIR] [--seed N] [--limit N] [--max-items N]``."""
+"""``python -m evaluation report --catalog FILE --images DIR [--mapping M] [--looks FILE]
+[--models BUNDLE] [--tasks LIST] [--out DIR] [--seed N] [--limit N] [--max-items N]``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.catalog.mapping import load_catalog_mapping
 from engine.settings import load_settings
 from evaluation.report import TASK_NAMES, TaskRegistry, default_registry, run_report
 
@@ -22,7 +23,19 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="run evaluation tasks, write metrics.json and report.md")
     rep.add_argument("--catalog", type=Path, required=True, help="catalog .jsonl or .jsonl.gz")
     rep.add_argument("--images", type=Path, required=True, help="folder of <id>.jpg photos")
-    rep.add_argument("--looks", type=Path, default=None, help="looks file (.json or .jsonl)")
+    rep.add_argument(
+        "--looks", type=Path, default=None, help="looks file (.jsonl, .json or a CSV table)"
+    )
+    rep.add_argument(
+        "--mapping", default=None, help="the catalog's mapping file or preset (docs/MAPPING.md)"
+    )
+    rep.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="a model bundle (python -m engine fit): evaluated instead of the shipped one; "
+        "adds the 'fit' task (zero-shot vs fitted)",
+    )
     rep.add_argument(
         "--tasks",
         default="all",
@@ -50,6 +63,8 @@ def main(argv: Sequence[str] | None = None, registry: TaskRegistry | None = None
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     registry = registry if registry is not None else default_registry()
+    if args.models is not None and "fit" not in registry:
+        registry.register("fit", "evaluation.tasks.fit")
     tasks = (
         None
         if args.tasks.strip() in ("", "all")
@@ -63,6 +78,9 @@ def main(argv: Sequence[str] | None = None, registry: TaskRegistry | None = None
         print("--limit must be >= 1", file=sys.stderr)
         return 2
     settings = load_settings()
+    if args.models is not None:
+        settings = settings.with_models(bundle=args.models)
+    mapping = load_catalog_mapping(args.mapping) if args.mapping else None
     out = args.out or Path("reports") / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     doc = run_report(
         settings,
@@ -75,6 +93,7 @@ def main(argv: Sequence[str] | None = None, registry: TaskRegistry | None = None
         limit=args.limit,
         max_items=args.max_items,
         registry=registry,
+        mapping=mapping,
     )
     meta = doc["_meta"]
     for name, tm in meta["tasks"].items():

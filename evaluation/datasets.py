@@ -17,7 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from engine.catalog import Product, RowError, image_path, is_test_id, iter_catalog
+from engine.catalog import CatalogMapping, Product, RowError, image_path, is_test_id, iter_catalog
+from engine.catalog.product import local_image_path
+from engine.catalog.vocabulary import is_placeholder
 from engine.errors import InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
@@ -37,13 +39,11 @@ OPTIONAL_FIELDS = (
     "style_note",
 )
 
-# Catalog values that mean "unknown" in the shared data.
-UNKNOWN_VALUES = frozenset({"", "na", "n/a", "none", "null"})
-
 
 def known(value: str | None) -> str | None:
-    """``value`` unless it is empty or a placeholder such as ``"NA"``."""
-    if value is None or value.strip().lower() in UNKNOWN_VALUES:
+    """``value`` unless it is empty or a placeholder such as ``"NA"``
+    (:mod:`engine.catalog.vocabulary`, the one list of them)."""
+    if is_placeholder(value):
         return None
     return value
 
@@ -57,6 +57,8 @@ class EvalDataset:
     catalog_path: Path | None = None
     row_errors: list[RowError] = field(default_factory=list)
     photo_ids: frozenset[str] = frozenset()
+    # item id -> photo, for catalogs whose photos are not ``<id>.jpg`` (a mapping's images)
+    image_files: dict[str, Path] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lookups
     @cached_property
@@ -76,7 +78,7 @@ class EvalDataset:
         """Path of the product photo (``NotFound`` when the item has none)."""
         if self.images_dir is None or item_id not in self.photo_ids:
             raise NotFound(f"no photo for product {item_id!r}")
-        return image_path(self.images_dir, item_id)
+        return self.image_files.get(item_id) or image_path(self.images_dir, item_id)
 
     def __len__(self) -> int:
         return len(self.products)
@@ -146,6 +148,7 @@ class EvalDataset:
             images_dir=self.images_dir,
             catalog_path=self.catalog_path,
             photo_ids=frozenset(p.id for p in products if p.id in self.photo_ids),
+            image_files={p.id: f for p in products if (f := self.image_files.get(p.id))},
         )
 
     def counts(self) -> dict[str, Any]:
@@ -179,8 +182,10 @@ def load_dataset(
     images_dir: Path | None = None,
     max_items: int | None = None,
     photographed_only: bool = False,
+    mapping: CatalogMapping | None = None,
 ) -> EvalDataset:
-    """Load a catalog (``.jsonl`` or ``.jsonl.gz``) and index its photo folder.
+    """Load a catalog (any format a mapping reads; default our own JSONL) and index its photos:
+    ``<id>.jpg`` in ``images_dir``, or the images the mapping names.
 
     Bad rows are kept aside in ``row_errors`` (logged once), duplicate ids keep their first
     row. ``max_items`` keeps the first N products in file order (after ``photographed_only``).
@@ -188,11 +193,17 @@ def load_dataset(
     catalog_path = Path(catalog_path)
     if not catalog_path.is_file():
         raise NotFound(f"catalog file {catalog_path} does not exist")
-    photo_ids = scan_photo_ids(images_dir)
+    image_files: dict[str, Path] = {}
+    if mapping is not None:
+        everything = [p for p in iter_catalog(catalog_path, mapping) if isinstance(p, Product)]
+        image_files = {p.id: f for p in everything if (f := local_image_path(p, images_dir))}
+        photo_ids = frozenset(image_files)
+    else:
+        photo_ids = scan_photo_ids(images_dir)
     products: list[Product] = []
     errors: list[RowError] = []
     seen: set[str] = set()
-    for row in iter_catalog(catalog_path):
+    for row in iter_catalog(catalog_path, mapping):
         if isinstance(row, RowError):
             errors.append(row)
             continue
@@ -217,6 +228,7 @@ def load_dataset(
         catalog_path=catalog_path,
         row_errors=errors,
         photo_ids=photo_ids & frozenset(seen),
+        image_files={i: f for i, f in image_files.items() if i in seen},
     )
 
 

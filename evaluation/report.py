@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.catalog import CatalogMapping
 from engine.errors import ClusterUnavailable, ModelUnavailable
 from engine.settings import Settings
 from evaluation.datasets import EvalDataset, load_dataset
@@ -543,6 +544,7 @@ def run_report(
     limit: int | None = None,
     max_items: int | None = None,
     registry: TaskRegistry | None = None,
+    mapping: CatalogMapping | None = None,
 ) -> dict[str, Any]:
     """Load the catalog, run the tasks in order, write ``metrics.json`` and ``report.md``.
 
@@ -558,7 +560,7 @@ def run_report(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = load_dataset(Path(catalog), Path(images), max_items=max_items)
+    dataset = load_dataset(Path(catalog), Path(images), max_items=max_items, mapping=mapping)
     if looks is not None and not Path(looks).is_file():
         logger.warning("looks file %s does not exist; tasks will see looks_path=None", looks)
         looks = None
@@ -572,6 +574,9 @@ def run_report(
         limit=limit,
         dataset=dataset,
     )
+    if mapping is not None:
+        ctx.cache["taxonomy"] = mapping.build_taxonomy()
+        ctx.cache["mapping"] = mapping
     logger.info("evaluating %d products (%s)", len(dataset), dataset.catalog_path)
     outcomes = [run_task(name, registry, ctx) for name in names]
     run_info = {

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
 from engine.backend import Backend
+from engine.bundle import coverage, not_fitted_message, read_manifest
 from engine.catalog import Product
 from engine.catalog.readers import MappingLike, as_mapping
 from engine.catalog.taxonomy import DEFAULT_TAXONOMY, Taxonomy
@@ -496,6 +497,7 @@ class _RowSource:
         self.taxonomy = taxonomy
         self.rows_left = False
         self.unmapped: Counter[str] = Counter()
+        self.types: Counter[str] = Counter()
 
     def __iter__(self) -> Iterator[Row]:
         taken = 0
@@ -512,8 +514,11 @@ class _RowSource:
                 self.rows_left = True
                 return
             taken += 1
-            if r.product is not None and self.taxonomy.slot_for(r.product) is None:
-                self.unmapped[r.product.article_type or "(no type)"] += 1
+            if r.product is not None:
+                if r.product.article_type:
+                    self.types[r.product.article_type] += 1
+                if self.taxonomy.slot_for(r.product) is None:
+                    self.unmapped[r.product.article_type or "(no type)"] += 1
             self.report.add_time("read", time.perf_counter() - t0, 1)
             yield r
 
@@ -698,6 +703,7 @@ def ingest_products(
         raise
     _finish(pipe, bar, writer, report, t_start)
     report.unmapped_types = dict(source.unmapped.most_common())
+    report.model_warning = _model_warning(settings, source.types)
     if source.unmapped:
         logger.warning(
             "%d products of %d types have no outfit slot (left out of complete the look): %s;"
@@ -723,6 +729,24 @@ def ingest_products(
     if not report.reconciles:  # pragma: no cover - would be a bug, not a data problem
         logger.error("ingest counts do not reconcile: %s", json.dumps(report.to_json()))
     return report
+
+
+def _model_warning(settings: Settings, types: Mapping[str, int]) -> str | None:
+    """A warning when the model bundle was not fitted to this catalog (logged), else None."""
+    if not types:
+        return None
+    try:
+        manifest = read_manifest(settings.models.bundle)
+    except EngineError as exc:
+        return exc.message
+    if manifest is None:
+        return None
+    cov = coverage(manifest.label_spaces.get("article_type"), types)
+    if cov.fitted:
+        return None
+    message = not_fitted_message(cov, settings.models.bundle)
+    logger.warning("%s", message)
+    return message
 
 
 def _slow_refresh(backend: Backend, index: str, interval: str | None) -> Callable[[], None]:

@@ -168,6 +168,15 @@ class IngestReport:
             lines.append(f"  not found: {self.not_found}")
         if self.resumed_from_row:
             lines.append(f"  resumed after row {self.resumed_from_row} (earlier rows not re-read)")
+        if self.unmapped_types:
+            shown = ", ".join(f"{k} ({v})" for k, v in list(self.unmapped_types.items())[:8])
+            lines.append(
+                f"  no outfit slot: {sum(self.unmapped_types.values())} products of "
+                f"{len(self.unmapped_types)} types ({shown}); map them in the mapping file's "
+                "[taxonomy] slots"
+            )
+        if self.model_warning:
+            lines.append(f"  WARNING: {self.model_warning}")
         if self.failures_by_code:
             parts = ", ".join(f"{k}={v}" for k, v in sorted(self.failures_by_code.items()))
             lines.append(f"  failures by reason: {parts}")

@@ -62,7 +62,10 @@ class BinaryCoder:
         mean = x.mean(axis=0)
         xc = x - mean
         # Principal directions (columns) sorted by variance.
-        _, _, vt = np.linalg.svd(xc, full_matrices=False)
+        _, _, vt = np.linalg.svd(xc, full_matrices=True)
+        # full_matrices: all ``dim`` directions, so a small catalog (fewer vectors than bits)
+        # still gets ``n_bits`` orthonormal directions; those beyond its rank carry no variance
+        # and the ITQ rotation below spreads the real ones over every bit.
         pca = vt[:n_bits].T  # (dim, n_bits)
         v = xc @ pca
         rng = np.random.default_rng(seed)

@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from engine.backend import Backend
+from engine.bundle import CatalogFitCheck
 from engine.documents import slug
 from engine.errors import ClusterRequestError, InvalidInput, NotFound
 from engine.ltr.rerank import RerankBlend
@@ -260,6 +261,7 @@ class SearchService:
         api: ApiSettings | None = None,
         options: SearchOptions | None = None,
         quality: QualityRerank | None = None,
+        fit_check: CatalogFitCheck | None = None,
     ) -> None:
         self.backend = backend
         self.quality = quality
@@ -275,6 +277,12 @@ class SearchService:
         self._weights_cache: tuple[float, tuple[float, float] | None] | None = None
         self._lexicon: AttributeLexicon | None = None
         self._lexicon_model: int | None = None
+        # Never serve a classifier that does not know the catalog: when the bundle's type
+        # labels miss the index's, the category step is the k-NN vote over the index alone.
+        self.fit_check = fit_check or CatalogFitCheck(
+            lambda: backend.term_counts(index, "article_type"),
+            lambda: list(self.model.attribute_vocab.get("article_type") or []),
+        )
 
     @classmethod
     def from_settings(
@@ -584,8 +592,9 @@ class SearchService:
             ((h.get("_source") or {}).get("article_type"), cosine_from_score(h["_score"]))
             for h in neighbours[: self.options.vote_k]
         ]
+        classifier = self.classifier_probs(vector) if self.fit_check.fitted() else {}
         pred = predict_category(
-            self.classifier_probs(vector),
+            classifier,
             votes,
             alpha=self.options.category_alpha,
             threshold=self.options.category_threshold,

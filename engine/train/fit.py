@@ -108,8 +108,7 @@ def attribute_fields(
         present = [v for v in values if v]
         distinct = len(set(present))
         if not present:
-            if not fld.startswith("attributes."):
-                notes.append(f"{name}: empty in this catalog, no head")
+            notes.append(f"{name}: empty in this catalog, no head")
             continue
         if len(present) / n < MIN_LABELLED_SHARE:
             notes.append(f"{name}: on {len(present) / n:.0%} of products only, no head")
@@ -235,40 +234,12 @@ def fit_looks(
     out: Path,
 ) -> dict[str, Any]:
     from engine.looks.benchmark import CoCategoryBaseline, run_benchmark
-    from engine.looks.format import Look, LookItem, iter_looks
     from engine.looks.vectors import compute_item_vectors
     from engine.models.static_text import document_model_version, document_text_encoder
-    from engine.train.looks import LooksTrainConfig, prepare, train
+    from engine.train.looks import LooksTrainConfig, catalog_looks, prepare, train
 
-    by_id = {p.id: p for p in products}
-    raw_looks: list[Look] = []
-    bad = 0
-    for lk in iter_looks(looks_path):
-        if isinstance(lk, Look):
-            raw_looks.append(lk)
-        else:
-            bad += 1
-    unknown_items = 0
-    looks: list[Look] = []
-    for lk in raw_looks:
-        items = []
-        for it in lk.items:
-            p = by_id.get(it.item_id)
-            if p is None:
-                unknown_items += 1
-                continue
-            slot = it.slot or taxonomy.look_slot(p)
-            if slot is not None:
-                items.append(LookItem(it.item_id, slot))
-        if len(items) >= 2:
-            looks.append(Look(look_id=lk.look_id, items=items))
-    logger.info(
-        "looks: %d read (%d bad rows), %d usable; %d items not in the catalog",
-        len(raw_looks),
-        bad,
-        len(looks),
-        unknown_items,
-    )
+    looks, counts = catalog_looks(looks_path, products, taxonomy)
+    logger.info("looks: %s", counts)
     joint = JointModel.load(joint_path, device="cpu", num_threads=cfg.threads)
     eligible = [p for p in products if taxonomy.look_slot(p) is not None]
     document_text = document_text_encoder(cfg.text_encoder, joint.text_encoder)
@@ -300,10 +271,7 @@ def fit_looks(
     return {
         "fitted": True,
         "file": path.name,
-        "looks_read": len(raw_looks),
-        "looks_usable": len(looks),
-        "bad_rows": bad,
-        "items_not_in_catalog": unknown_items,
+        **counts,
         "train_looks": len(data.train_looks),
         "val_looks": len(data.val_looks),
         "test_looks": len(data.test_looks),

@@ -486,7 +486,7 @@ def train(data: Dataset, cfg: TrainConfig) -> tuple[JointModel, dict[str, Any]]:
         "n_train_texts": int(len(text_only)),
         "history": history,
         "val": history[-1],
-        "temperature": float(1.0 / net.logit_scale.exp()),
+        "temperature": float(1.0 / net.logit_scale.detach().exp()),
     }
     return model, report
 

@@ -94,6 +94,39 @@ class TrainData:
     type_of: dict[str, str | None]
 
 
+def catalog_looks(
+    path: Path, products: list[Product], taxonomy: Taxonomy = DEFAULT_TAXONOMY
+) -> tuple[list[Look], dict[str, int]]:
+    """A catalog's looks (JSONL or a relational CSV table) with every item's slot from the
+    catalog taxonomy when the file gives none; items not in the catalog or with no look slot are
+    dropped, looks left with fewer than two items too. Returns (looks, counts)."""
+    from engine.looks.format import LookItem, iter_looks
+
+    by_id = {p.id: p for p in products}
+    counts = {"read": 0, "bad_rows": 0, "items_not_in_catalog": 0, "items_without_slot": 0}
+    looks: list[Look] = []
+    for lk in iter_looks(path):
+        if not isinstance(lk, Look):
+            counts["bad_rows"] += 1
+            continue
+        counts["read"] += 1
+        items = []
+        for it in lk.items:
+            p = by_id.get(it.item_id)
+            if p is None:
+                counts["items_not_in_catalog"] += 1
+                continue
+            slot = it.slot or taxonomy.look_slot(p)
+            if slot is None:
+                counts["items_without_slot"] += 1
+                continue
+            items.append(LookItem(it.item_id, slot))
+        if len(items) >= 2:
+            looks.append(Look(look_id=lk.look_id, items=items))
+    counts["usable"] = len(looks)
+    return looks, counts
+
+
 def look_pairs(looks: list[Look], vectors: ItemVectors) -> np.ndarray:
     rows: list[tuple[int, int, int, int]] = []
     for look in looks:
