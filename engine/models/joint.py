@@ -218,12 +218,15 @@ class JointModel:
         batch_size: int = 32,
         num_threads: int | None = None,
         colour_head: ColourHead | None = None,
+        type_head: ColourHead | None = None,
     ) -> None:
         apply_num_threads(num_threads)
         self.device = resolve_device(device)
         self.net = net.eval().to(self.device)
         # over attribute_vocab["base_colour"]; see ColourHead
         self.colour_head = None if colour_head is None else colour_head.eval().to(self.device)
+        # the same kind of head over attribute_vocab["article_type"] (python -m engine fit)
+        self.type_head = None if type_head is None else type_head.eval().to(self.device)
         self.attribute_vocab = attribute_vocab
         self.binary = binary
         self.config = dict(config or {})
@@ -354,16 +357,21 @@ class JointModel:
         """Attribute probabilities of photos from their :meth:`image_features`: the attribute
         head on the image embeddings (``embeddings``, when the caller already has them);
         ``base_colour`` averaged with the colour head's when the checkpoint has one (weight
-        ``config['colour_head_weight']``, chosen on validation)."""
+        ``config['colour_head_weight']``, chosen on validation), ``article_type`` with the type
+        head's (``config['type_head_weight']``)."""
         if embeddings is None:
             embeddings = self.embed_image_features(features)
         probs = self.attribute_probabilities(embeddings)
-        if self.colour_head is not None and "base_colour" in probs:
-            head = self.colour_head
+        for name, head, key in (
+            ("base_colour", self.colour_head, "colour_head_weight"),
+            ("article_type", self.type_head, "type_head_weight"),
+        ):
+            if head is None or name not in probs:
+                continue
             logits = self._run(head, features, self.image_input_dim, "image features")
             head_p = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
-            w = float(self.config.get("colour_head_weight", 0.5))
-            probs["base_colour"] = (w * head_p + (1 - w) * probs["base_colour"]).astype(np.float32)
+            w = float(self.config.get(key, 0.5))
+            probs[name] = (w * head_p + (1 - w) * probs[name]).astype(np.float32)
         return probs
 
     def predict_attributes(
@@ -416,6 +424,7 @@ class JointModel:
             "colour_head": None
             if self.colour_head is None
             else colour_head_state(self.colour_head),
+            "type_head": None if self.type_head is None else colour_head_state(self.type_head),
         }
 
     def save(self, path: Path) -> Path:
@@ -446,6 +455,10 @@ class JointModel:
         if state.get("colour_head") is not None:
             colour_head = build_colour_head(config, vocab)
             load_weights(colour_head, state["colour_head"], ckpt, JOINT_CHECKPOINT)
+        type_head = None
+        if state.get("type_head") is not None:
+            type_head = build_colour_head(config, vocab, "article_type")
+            load_weights(type_head, state["type_head"], ckpt, JOINT_CHECKPOINT)
         return cls(
             net,
             vocab,
@@ -455,6 +468,7 @@ class JointModel:
             batch_size=batch_size,
             num_threads=num_threads,
             colour_head=colour_head,
+            type_head=type_head,
         )
 
 
@@ -469,11 +483,15 @@ def build_net(config: dict[str, Any], vocab: dict[str, list[str]]) -> JointNet:
     )
 
 
-def build_colour_head(config: dict[str, Any], vocab: dict[str, list[str]]) -> ColourHead:
+def build_colour_head(
+    config: dict[str, Any], vocab: dict[str, list[str]], attribute: str = "base_colour"
+) -> ColourHead:
+    """A head over photo inputs for ``attribute`` (the colour head; the type head likewise)."""
+    hidden_key = "colour_hidden" if attribute == "base_colour" else "type_hidden"
     return ColourHead(
         int(config.get("image_in", IMAGE_INPUT_DIM)),
-        len(vocab.get("base_colour", [])),
-        hidden=int(config.get("colour_hidden", 512)),
+        len(vocab.get(attribute, [])),
+        hidden=int(config.get(hidden_key, 512)),
     )
 
 

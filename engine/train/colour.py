@@ -63,10 +63,17 @@ def _split_rows(ids: list[str], keep: Callable[[str], bool]) -> np.ndarray:
     return np.asarray([i for i, pid in enumerate(ids) if keep(pid)], dtype=np.int64)
 
 
-def train_head(model: JointModel, x: np.ndarray, y: np.ndarray, cfg: ColourConfig) -> ColourHead:
+def train_head(
+    model: JointModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: ColourConfig,
+    attribute: str = "base_colour",
+) -> ColourHead:
+    """A head over photo inputs for ``attribute`` (labels ``y`` index its vocabulary)."""
     torch.manual_seed(cfg.seed)
-    config = dict(model.config, colour_hidden=cfg.hidden)
-    head = build_colour_head(config, model.attribute_vocab)
+    config = dict(model.config, colour_hidden=cfg.hidden, type_hidden=cfg.hidden)
+    head = build_colour_head(config, model.attribute_vocab, attribute)
     mean = x.mean(axis=0)
     std = x.std(axis=0) + 1e-3
     head.mean.copy_(torch.from_numpy(mean))
