@@ -78,3 +78,34 @@ def rerank(
         f = attribute_factor(query, attrs, floors)
         scored.append((doc_id, max(cosine, 0.0) * f, f))
     return sorted(scored, key=lambda t: -t[1])
+
+
+def own_fields(source: Mapping[str, object] | None) -> dict[str, dict[str, float]]:
+    """A document's own catalog values as a certain distribution: ``{attr: {slug(v): 1.0}}``
+    (the re-rank's document side when the model bundle does not know the catalog)."""
+    out: dict[str, dict[str, float]] = {}
+    for attr in RERANK_ATTRIBUTES:
+        value = (source or {}).get(attr)
+        if isinstance(value, str) and value.strip():
+            out[slug(attr)] = {slug(value): 1.0}
+    return out
+
+
+def neighbour_distribution(
+    neighbours: list[tuple[Mapping[str, object] | None, float]],
+) -> dict[str, dict[str, float]]:
+    """Similarity-weighted vote of the nearest documents' own values (``(source, cosine)``
+    pairs): the query side of the re-rank when the model's label spaces are not the catalog's."""
+    votes: dict[str, dict[str, float]] = {}
+    for source, sim in neighbours:
+        if sim <= 0:
+            continue
+        for attr, values in own_fields(source).items():
+            slot = votes.setdefault(attr, {})
+            for v in values:
+                slot[v] = slot.get(v, 0.0) + sim
+    out: dict[str, dict[str, float]] = {}
+    for attr, values in votes.items():
+        total = sum(values.values())
+        out[attr] = {v: w / total for v, w in values.items()} if total > 0 else {}
+    return out

@@ -69,6 +69,8 @@ from engine.search.attribute_rerank import (
     RERANK_ATTRIBUTES,
     AttrDist,
     AttributeRerank,
+    neighbour_distribution,
+    own_fields,
     query_distribution,
     rerank,
 )
@@ -205,17 +207,18 @@ def _hits(res: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _attribute_rerank(
-    raw: list[dict[str, Any]], query: AttrDist, rr: AttributeRerank
+    raw: list[dict[str, Any]], query: AttrDist, rr: AttributeRerank, *, own: bool = False
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Hits re-scored by :func:`engine.search.attribute_rerank.rerank`; each keeps its k-NN
-    score under ``_knn_score`` and gets ``_score`` = cosine x factor."""
+    score under ``_knn_score`` and gets ``_score`` = cosine x factor. ``own``: documents are
+    described by their own catalog fields, not the model's ``attr_prob``."""
     by_id = {str(h["_id"]): h for h in raw}
     scored = rerank(
         [
             (
                 str(h["_id"]),
                 cosine_from_score(h["_score"]),
-                (h.get("_source") or {}).get("attr_prob"),
+                own_fields(h.get("_source")) if own else (h.get("_source") or {}).get("attr_prob"),
             )
             for h in raw
         ],
@@ -790,8 +793,21 @@ class SearchService:
             raw = _hits(self.backend.search(self.index, body, search_pipeline=NO_PIPELINE))
         factors: dict[str, float] = {}
         if rr is not None and query_attrs:  # (rr is set only with query_attrs)
-            raw, factors = _attribute_rerank(raw, query_attrs, rr)
-            strategy += "+attribute-rerank"
+            if self.fit_check.fitted():
+                raw, factors = _attribute_rerank(raw, query_attrs, rr)
+                strategy += "+attribute-rerank"
+            else:
+                # the model's labels are not this catalog's: the query's colour and type are
+                # the vote of its nearest documents' own fields, documents' are their own
+                near = neighbours if neighbours else raw
+                votes = neighbour_distribution(
+                    [
+                        (h.get("_source"), cosine_from_score(h["_score"]))
+                        for h in near[: self.options.vote_k]
+                    ]
+                )
+                raw, factors = _attribute_rerank(raw, votes, rr, own=True)
+                strategy += "+catalog-attribute-rerank"
         raw, tag = self._quality_stage(
             raw,
             blend,
