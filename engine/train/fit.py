@@ -76,7 +76,7 @@ class FitConfig:
     minutes: float | None = 20.0
     joint_epochs: int = 25
     colour_epochs: int = 20
-    looks_epochs: int = 12
+    looks_epochs: int = 16  # cut to what fits the --minutes budget
     threads: int = 2
     cache_dir: Path = DEFAULT_CACHE_DIR
     text_encoder: str = "static"  # documents' text encoder, as ingest runs it
@@ -283,7 +283,7 @@ def fit_looks(
     if deadline is not None:
         # one epoch costs ~0.4 ms of CPU per training pair (measured: 147k pairs, 55 s, 2 cores)
         per_epoch = LOOKS_SECONDS_PER_PAIR * len(data.pairs) + 3.0
-        fits = int(max(0.0, deadline - time.time() - 30.0) // per_epoch)
+        fits = int(max(0.0, deadline - time.time() - 60.0) // per_epoch)
         if fits < epochs:
             epochs = max(2, fits)
             logger.warning(
