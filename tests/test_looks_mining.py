@@ -7,7 +7,7 @@ from itertools import count
 import pytest
 
 from engine.catalog import Product, is_test_id
-from engine.looks.mining import (
+from engine.train.datagen.looks_mining import (
     CatalogPools,
     assemble_look,
     build_looks,

@@ -233,10 +233,10 @@ def fit_looks(
     cfg: FitConfig,
     out: Path,
 ) -> dict[str, Any]:
-    from engine.looks.benchmark import CoCategoryBaseline, run_benchmark
-    from engine.looks.vectors import compute_item_vectors
     from engine.models.static_text import document_model_version, document_text_encoder
     from engine.train.looks import LooksTrainConfig, catalog_looks, prepare, train
+    from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark
+    from engine.train.looks_vectors import compute_item_vectors
 
     looks, counts = catalog_looks(looks_path, products, taxonomy)
     logger.info("looks: %s", counts)
