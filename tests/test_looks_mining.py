@@ -12,10 +12,9 @@ from engine.train.datagen.looks_mining import (
     assemble_look,
     build_looks,
     is_test_look,
-    mine_note,
-    pairing_clauses,
     split_looks,
 )
+from engine.train.datagen.style_notes import mine_note, pairing_clauses
 
 
 def types(note: str) -> list[tuple[str, ...]]:
