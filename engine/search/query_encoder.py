@@ -4,38 +4,15 @@ attribute distributions, the category classifier and the attribute lexicon."""
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 from PIL import Image
 
 from engine.search.attribute_rerank import RERANK_ATTRIBUTES, AttrDist, query_distribution
 from engine.search.compose import AttributeLexicon
-
-
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> np.ndarray | None:
-        with self._lock:
-            v = self._data.get(key)
-            if v is not None:
-                self._data.move_to_end(key)
-            return v
-
-    def put(self, key: str, value: np.ndarray) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
 
 
 class QueryEncoder:
@@ -47,7 +24,10 @@ class QueryEncoder:
             self._model_fn: Callable[[], Any] = lambda: model
         else:
             self._model_fn = model
-        self._text_cache = _LRU(text_cache_size)
+        self._text_cache: LRUCache[str, np.ndarray] | None = (
+            LRUCache(maxsize=text_cache_size) if text_cache_size > 0 else None
+        )
+        self._lock = threading.Lock()
         self._lexicon: AttributeLexicon | None = None
         self._lexicon_model: int | None = None
 
@@ -58,11 +38,16 @@ class QueryEncoder:
     def embed_text(self, text: str) -> np.ndarray:
         """The joint text vector of a query (LRU-cached: popular queries repeat)."""
         key = " ".join(text.lower().split())
-        hit = self._text_cache.get(key)
-        if hit is not None:
-            return hit
+        cache = self._text_cache
+        if cache is not None:
+            with self._lock:
+                hit = cache.get(key)
+            if hit is not None:
+                return hit
         vec = np.asarray(self.model.embed_texts([text])[0], dtype=np.float32)
-        self._text_cache.put(key, vec)
+        if cache is not None:
+            with self._lock:
+                cache[key] = vec
         return vec
 
     def embed_image(self, image: Image.Image) -> np.ndarray:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
 import numpy as np
+from cachetools import TTLCache
 
 from engine.errors import ClusterRequestError, InvalidInput
 from engine.ltr.rerank import RerankBlend
@@ -60,17 +62,23 @@ class TextSearch:
     def __init__(self, ctx: SearchContext, pipeline: str) -> None:
         self.ctx = ctx
         self.pipeline = pipeline
-        self._weights_cache: tuple[float, tuple[float, float] | None] | None = None
+        # the installed weights, re-read at most every pipeline_ttl_s (a missing pipeline too)
+        self._weights: TTLCache[str, tuple[float, float] | None] = TTLCache(
+            maxsize=1, ttl=ctx.options.pipeline_ttl_s, timer=time.monotonic
+        )
+        self._lock = threading.Lock()
 
     def installed_weights(self) -> tuple[float, float] | None:
         """(bm25, vector) weights of the installed hybrid pipeline; None when it is missing."""
-        now = time.monotonic()
-        cached = self._weights_cache
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        with self._lock:
+            try:
+                return self._weights[self.pipeline]
+            except KeyError:  # never read, or older than pipeline_ttl_s
+                pass
         body = self.ctx.backend.get_search_pipeline(self.pipeline)
         weights = pipeline_weights(body) if body is not None else None
-        self._weights_cache = (now + self.ctx.options.pipeline_ttl_s, weights)
+        with self._lock:
+            self._weights[self.pipeline] = weights
         return weights
 
     def search(
