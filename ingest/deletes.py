@@ -10,8 +10,8 @@ from pathlib import Path
 from engine.backend import Backend
 from engine.errors import ClusterUnavailable, InvalidInput
 from engine.settings import Settings
-from ingest.report import Failure, FailureWriter, IngestReport
-from ingest.runner import aborted, batches, bulk_error
+from ingest.report import Failure, IngestReport
+from ingest.runner import Run, aborted, batches, bulk_error
 
 
 def read_ids(path: Path) -> Iterator[tuple[int, str]]:
@@ -46,16 +46,10 @@ def delete_products(
     refresh: bool = True,
 ) -> IngestReport:
     """Delete the listed ids; ids already absent count as ``not_found`` (and unchanged)."""
-    t_start = time.perf_counter()
-    index = index or settings.cluster.products_index
-    backend = backend or Backend.from_settings(settings)
-    report = IngestReport(
-        command="delete",
-        index=index,
-        catalog=str(ids_file),
-        failures_path=str(failures_path) if failures_path else None,
+    run = Run.start(
+        settings, "delete", ids_file, index=index, backend=backend, failures_path=failures_path
     )
-    writer = FailureWriter(failures_path)
+    index, backend, report, writer = run.index, run.backend, run.report, run.writer
 
     def flush(batch: Sequence[tuple[int, str]]) -> None:
         failures: list[Failure] = []
@@ -111,6 +105,4 @@ def delete_products(
         ) from exc
     finally:
         writer.close()
-    report.completed = True
-    report.wall_seconds = time.perf_counter() - t_start
-    return report
+    return run.done()

@@ -18,8 +18,8 @@ from engine.documents import BUSINESS_FIELDS, business_fields
 from engine.errors import ClusterUnavailable
 from engine.settings import Settings
 from ingest.readers import Format, RowFailure, detect_format, map_record, read_records
-from ingest.report import Failure, FailureWriter, IngestReport
-from ingest.runner import LOOKUP_EXCLUDES, aborted, batches, bulk_error
+from ingest.report import Failure, IngestReport
+from ingest.runner import LOOKUP_EXCLUDES, Run, aborted, batches, bulk_error
 
 
 class BusinessUpdate(BaseModel):
@@ -95,17 +95,11 @@ def update_products(
     progress: bool = True,
 ) -> IngestReport:
     """Partial updates of business fields (no re-encoding); unknown ids are failures."""
-    t_start = time.perf_counter()
     catalog = Path(catalog)
-    index = index or settings.cluster.products_index
-    backend = backend or Backend.from_settings(settings)
-    report = IngestReport(
-        command="update",
-        index=index,
-        catalog=str(catalog),
-        failures_path=str(failures_path) if failures_path else None,
+    run = Run.start(
+        settings, "update", catalog, index=index, backend=backend, failures_path=failures_path
     )
-    writer = FailureWriter(failures_path)
+    index, backend, report, writer = run.index, run.backend, run.report, run.writer
     bar = tqdm(unit="item", desc=f"update {index}", disable=not progress)
     src_fields = [*BUSINESS_FIELDS, "discount_pct"]
 
@@ -163,7 +157,7 @@ def update_products(
         if refresh:
             backend.refresh(index)
     except ClusterUnavailable as exc:
-        report.wall_seconds = time.perf_counter() - t_start
+        report.wall_seconds = run.seconds()
         raise aborted(
             report,
             exc.message,
@@ -173,6 +167,4 @@ def update_products(
     finally:
         bar.close()
         writer.close()
-    report.completed = True
-    report.wall_seconds = time.perf_counter() - t_start
-    return report
+    return run.done()
