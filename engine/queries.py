@@ -15,13 +15,27 @@ Conventions:
   ``1 / (1 + hamming)`` (see :func:`cosine_from_score`).
 * Bodies carry ``_source`` includes (:data:`RESULT_FIELDS`): vectors never travel back unless a
   builder is asked for them.
+
+The filters, the ``_source`` selection and the template parameters are
+:mod:`engine.query_filters` (re-exported here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from engine.query_filters import DEFAULT_FLOOR as DEFAULT_FLOOR
+from engine.query_filters import RESULT_FIELDS as RESULT_FIELDS
+from engine.query_filters import (
+    Filters,
+    SoftFilter,
+    Source,
+    filter_clauses,
+    filter_query,
+    must_not_clauses,
+)
+from engine.query_filters import template_params as template_params
 
 JSON = dict[str, Any]
 
@@ -33,26 +47,6 @@ TEXT_FIELDS: tuple[str, ...] = (
     "attribute_text",
     "brand.text^2",
     "description^0.5",
-)
-
-# What a search hit returns (no vectors, no attribute probabilities).
-RESULT_FIELDS: tuple[str, ...] = (
-    "id",
-    "title",
-    "brand",
-    "gender",
-    "master_category",
-    "sub_category",
-    "article_type",
-    "base_colour",
-    "colours",
-    "usage",
-    "season",
-    "slot",
-    "price",
-    "discounted_price",
-    "in_stock",
-    "image_urls",
 )
 
 IMAGE_FIELD = "image_embedding"
@@ -75,80 +69,9 @@ SOFT_FILTER_SCRIPT = (
     "return _score * f;"
 )
 
-DEFAULT_FLOOR = 0.05
-
 # min-max normalisation + weighted arithmetic mean, the technique of the installed pipeline.
 NORMALIZATION = "min_max"
 COMBINATION = "arithmetic_mean"
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Hard filters. Multi-valued fields match any of their values (``terms``)."""
-
-    gender: tuple[str, ...] = ()
-    article_type: tuple[str, ...] = ()
-    colour: tuple[str, ...] = ()
-    brand: tuple[str, ...] = ()
-    min_price: float | None = None
-    max_price: float | None = None
-    in_stock: bool | None = None
-    exclude_ids: tuple[str, ...] = ()
-
-    def with_article_type(self, article_type: str) -> Filters:
-        """These filters restricted to one article type (the predicted category)."""
-        return Filters(
-            gender=self.gender,
-            article_type=(article_type,),
-            colour=self.colour,
-            brand=self.brand,
-            min_price=self.min_price,
-            max_price=self.max_price,
-            in_stock=self.in_stock,
-            exclude_ids=self.exclude_ids,
-        )
-
-    def excluding(self, ids: Sequence[str]) -> Filters:
-        """These filters with more ids excluded (order kept, duplicates dropped)."""
-        merged = tuple(dict.fromkeys([*self.exclude_ids, *ids]))
-        return Filters(
-            gender=self.gender,
-            article_type=self.article_type,
-            colour=self.colour,
-            brand=self.brand,
-            min_price=self.min_price,
-            max_price=self.max_price,
-            in_stock=self.in_stock,
-            exclude_ids=merged,
-        )
-
-    @property
-    def empty(self) -> bool:
-        return not (filter_clauses(self) or must_not_clauses(self))
-
-
-@dataclass(frozen=True)
-class SoftFilter:
-    """Attribute probability fields (``attr_prob.<attr>.<value>``) to favour and to avoid."""
-
-    wanted: tuple[str, ...] = ()
-    unwanted: tuple[str, ...] = ()
-    floor: float = DEFAULT_FLOOR
-
-    @property
-    def empty(self) -> bool:
-        return not self.wanted and not self.unwanted
-
-
-@dataclass(frozen=True)
-class Source:
-    """``_source`` selection: result fields plus extra fields (vectors for explain)."""
-
-    includes: tuple[str, ...] = RESULT_FIELDS
-    extra: tuple[str, ...] = field(default=())
-
-    def body(self) -> JSON:
-        return {"includes": [*self.includes, *(f for f in self.extra if f not in self.includes)]}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -184,53 +107,6 @@ def hamming_from_score(score: float) -> float:
     return 1.0 / float(score) - 1.0 if score > 0 else float("inf")
 
 
-def _terms(field_name: str, values: Sequence[str]) -> JSON:
-    vals = [str(v) for v in values]
-    if len(vals) == 1:
-        return {"term": {field_name: vals[0]}}
-    return {"terms": {field_name: vals}}
-
-
-def filter_clauses(f: Filters) -> list[JSON]:
-    """The positive hard-filter clauses (empty list when there are none)."""
-    out: list[JSON] = []
-    if f.gender:
-        out.append(_terms("gender", f.gender))
-    if f.article_type:
-        out.append(_terms("article_type", f.article_type))
-    if f.colour:
-        out.append(_terms("colours", f.colour))
-    if f.brand:
-        out.append(_terms("brand", f.brand))
-    if f.min_price is not None or f.max_price is not None:
-        rng: JSON = {}
-        if f.min_price is not None:
-            rng["gte"] = float(f.min_price)
-        if f.max_price is not None:
-            rng["lte"] = float(f.max_price)
-        out.append({"range": {"price": rng}})
-    if f.in_stock is not None:
-        out.append({"term": {"in_stock": bool(f.in_stock)}})
-    return out
-
-
-def must_not_clauses(f: Filters) -> list[JSON]:
-    return [{"ids": {"values": list(f.exclude_ids)}}] if f.exclude_ids else []
-
-
-def filter_query(f: Filters) -> JSON | None:
-    """All hard filters as one ``bool`` query, or None when there are none."""
-    pos, neg = filter_clauses(f), must_not_clauses(f)
-    if not pos and not neg:
-        return None
-    b: JSON = {}
-    if pos:
-        b["filter"] = pos
-    if neg:
-        b["must_not"] = neg
-    return {"bool": b}
-
-
 # --------------------------------------------------------------------------- query parts
 
 
@@ -255,28 +131,26 @@ def bm25_query(text: str, filters: Filters = Filters()) -> JSON:
     return {"bool": b}
 
 
-def knn_query(
-    field_name: str, vector: Sequence[float] | Any, k: int, filters: Filters = Filters()
-) -> JSON:
-    """A ``knn`` query with the hard filters inside it (efficient filtering)."""
+def _knn(field_name: str, vector: list[float] | list[int], k: int, filters: Filters) -> JSON:
     if k < 1:
         raise ValueError("k must be >= 1")
-    spec: JSON = {"vector": vector_list(vector), "k": int(k)}
+    spec: JSON = {"vector": vector, "k": int(k)}
     fq = filter_query(filters)
     if fq is not None:
         spec["filter"] = fq
     return {"knn": {field_name: spec}}
 
 
+def knn_query(
+    field_name: str, vector: Sequence[float] | Any, k: int, filters: Filters = Filters()
+) -> JSON:
+    """A ``knn`` query with the hard filters inside it (efficient filtering)."""
+    return _knn(field_name, vector_list(vector), k, filters)
+
+
 def binary_knn_query(code: Sequence[int] | Any, k: int, filters: Filters = Filters()) -> JSON:
     """A ``knn`` query on the Hamming ``binary_code`` field (``code``: packed uint8 bytes)."""
-    if k < 1:
-        raise ValueError("k must be >= 1")
-    spec: JSON = {"vector": signed_bytes(code), "k": int(k)}
-    fq = filter_query(filters)
-    if fq is not None:
-        spec["filter"] = fq
-    return {"knn": {BINARY_FIELD: spec}}
+    return _knn(BINARY_FIELD, signed_bytes(code), k, filters)
 
 
 def _body(query: JSON, size: int, source: Source | None) -> JSON:
@@ -501,34 +375,6 @@ def compose_search_body(
         }
     }
     return _body(query, size, source)
-
-
-def template_params(filters: Filters = Filters(), *, size: int = 20, k: int | None = None) -> JSON:
-    """The hard-filter parameters of the stored search templates (single-valued fields only).
-
-    The templates take one value per filter and one excluded id; a :class:`ValueError` says so
-    when ``filters`` needs more.
-    """
-    p: JSON = {"size": int(size)}
-    if k is not None:
-        p["k"] = int(k)
-    for name in ("gender", "article_type", "colour", "brand"):
-        vals: tuple[str, ...] = getattr(filters, name)
-        if len(vals) > 1:
-            raise ValueError(f"stored templates take one {name}")
-        if vals:
-            p[name] = vals[0]
-    if filters.min_price is not None:
-        p["min_price"] = filters.min_price
-    if filters.max_price is not None:
-        p["max_price"] = filters.max_price
-    if filters.in_stock:
-        p["in_stock"] = True
-    if len(filters.exclude_ids) > 1:
-        raise ValueError("stored templates take one exclude_id")
-    if filters.exclude_ids:
-        p["exclude_id"] = filters.exclude_ids[0]
-    return p
 
 
 def term_counts_body(field_name: str, size: int = 1000) -> JSON:

@@ -1,4 +1,5 @@
-"""Ranking, classification and latency metrics (pure Python + numpy).
+"""Ranking, classification and latency metrics (pure Python + numpy; ``fitb_accuracy`` and
+``roc_auc`` are :mod:`engine.train.classification`'s, ROC AUC by scikit-learn).
 
 Conventions used by every ranking metric here:
 
@@ -19,6 +20,8 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, S
 from typing import Any, Literal, TypeVar, cast, overload
 
 import numpy as np
+
+from engine.train.classification import fitb_accuracy, roc_auc
 
 H = TypeVar("H", bound=Hashable)
 GainKind = Literal["exp", "linear"]
@@ -276,67 +279,12 @@ def compose_summary(visual: Sequence[float], text: Sequence[float]) -> dict[str,
 # --------------------------------------------------------------------------- classification
 
 
-def fitb_accuracy(scores: Sequence[Sequence[float]], answers: Sequence[int]) -> float:
-    """Fill-in-the-blank accuracy: per question, the choice with the highest score is the
-    prediction. A tie between the top choices gets fractional credit ``1/n_tied`` when the
-    answer is among them (the expectation under random tie-breaking)."""
-    _same_length(scores, answers)
-    if not scores:
-        raise ValueError("no questions")
-    total = 0.0
-    for row, ans in zip(scores, answers, strict=True):
-        arr = np.asarray(row, dtype=float)
-        if arr.ndim != 1 or arr.size == 0:
-            raise ValueError("each question needs a non-empty list of choice scores")
-        if not 0 <= ans < arr.size:
-            raise ValueError(f"answer index {ans} out of range for {arr.size} choices")
-        if np.isnan(arr).any():
-            raise ValueError("NaN choice score")
-        top = np.flatnonzero(arr == arr.max())
-        if ans in top:
-            total += 1.0 / top.size
-    return total / len(scores)
-
-
 def accuracy(predicted: Sequence[Hashable], expected: Sequence[Hashable]) -> float:
     """Share of exact matches (top-1 accuracy of labels)."""
     _same_length(predicted, expected)
     if not predicted:
         raise ValueError("no predictions")
     return sum(1 for p, e in zip(predicted, expected, strict=True) if p == e) / len(predicted)
-
-
-def roc_auc(labels: Sequence[int | bool], scores: Sequence[float]) -> float:
-    """Area under the ROC curve = P(score(pos) > score(neg)) + 0.5 * P(tie) (Mann-Whitney U with
-    average ranks). ``ValueError`` unless both classes are present."""
-    _same_length(labels, scores)
-    y = np.asarray([bool(v) for v in labels], dtype=bool)
-    s = np.asarray(scores, dtype=float)
-    if np.isnan(s).any():
-        raise ValueError("NaN score")
-    n_pos = int(y.sum())
-    n_neg = int(y.size - n_pos)
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("roc_auc needs at least one positive and one negative")
-    ranks = _average_ranks(s)
-    u = float(ranks[y].sum()) - n_pos * (n_pos + 1) / 2.0
-    return u / (n_pos * n_neg)
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, tied values sharing the average of their ranks."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_vals = values[order]
-    ranks = np.empty(values.size, dtype=float)
-    i = 0
-    n = values.size
-    while i < n:
-        j = i
-        while j + 1 < n and sorted_vals[j + 1] == sorted_vals[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
 
 
 # --------------------------------------------------------------------------- latency

@@ -13,6 +13,9 @@ that cannot run is reported as ``null`` with its reason, never skipped silently:
 ``metrics.json`` maps every requested task name to its metrics object (the fixed keys of
 :data:`TASK_KEYS`, each a number or null) or null, plus ``"_meta"`` with per-task status,
 reasons, timings, baselines, notes and plots, the catalog path and item counts.
+
+The contract (task names and keys) is :mod:`evaluation.report_contract`; the markdown rendering
+:mod:`evaluation.report_markdown`; this module runs the tasks and writes both files.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import platform
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,82 +40,19 @@ from engine.catalog import CatalogMapping
 from engine.errors import ClusterUnavailable, ModelUnavailable
 from engine.settings import Settings
 from evaluation.datasets import EvalDataset, load_dataset
+from evaluation.report_contract import (
+    KEY_DESCRIPTIONS,
+    LATENCY_QUERY_TYPES,
+    LATENCY_STATS,
+    NESTED_KEYS,
+    PRIMARY,
+    TASK_KEYS,
+    TASK_NAMES,
+)
+from evaluation.report_markdown import render_markdown
 from evaluation.tasks.base import EvalContext, TaskResult
 
 logger = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- the fixed contract
-
-TASK_NAMES: tuple[str, ...] = ("joint", "binary", "search", "looks", "ltr", "latency")
-LATENCY_QUERY_TYPES: tuple[str, ...] = ("text", "image", "compose", "complete_the_look")
-LATENCY_STATS: tuple[str, ...] = ("p50_ms", "p99_ms")
-
-# task name -> the metric keys it must report (latency: query type -> {p50_ms, p99_ms}).
-TASK_KEYS: dict[str, tuple[str, ...]] = {
-    "joint": (
-        "text_to_image_recall_at_10",
-        "image_to_image_p_at_10_type_colour",
-        "attr_top1_article_type",
-        "attr_top1_base_colour",
-    ),
-    "binary": ("coarse_rerank_recall_at_10",),
-    "search": (
-        "text_ndcg_at_10",
-        "text_ndcg_at_10_bm25",
-        "compose_v_ndcg_at_10",
-        "compose_t_ndcg_at_10",
-        "compose_mm_ndcg_at_10",
-        "category_top1",
-        "category_top1_classifier_only",
-    ),
-    "looks": (
-        "fitb_accuracy",
-        "compatibility_auc",
-        "partner_recall_at_10",
-        "fitb_accuracy_popularity_baseline",
-    ),
-    "ltr": ("ndcg_at_10_before_rerank", "ndcg_at_10_after_rerank"),
-    "latency": LATENCY_QUERY_TYPES,
-}
-# Tasks whose keys map to {stat: number} objects instead of numbers.
-NESTED_KEYS: dict[str, tuple[str, ...]] = {"latency": LATENCY_STATS}
-
-PRIMARY: dict[str, str] = {
-    "joint": "text_to_image_recall_at_10",
-    "binary": "coarse_rerank_recall_at_10",
-    "search": "text_ndcg_at_10",
-    "looks": "fitb_accuracy",
-    "ltr": "ndcg_at_10_after_rerank",
-}
-
-KEY_DESCRIPTIONS: dict[str, str] = {
-    "text_to_image_recall_at_10": "attribute text query -> product photos, recall@10",
-    "image_to_image_p_at_10_type_colour": "photo -> photos, precision@10 (same type and colour)",
-    "image_to_image_p_at_10_ceiling": "best precision@10 any ranking can reach on that gallery",
-    "image_to_image_p_at_10_reranked": "photo -> photos as photo search ranks them (top 60 "
-    "re-scored by colour/type agreement), precision@10",
-    "photo_to_products_p_at_10_type_colour": "photo -> test products as indexed (attributes "
-    "from photo + text), photo-search ranking, precision@10",
-    "attr_top1_article_type": "article type predicted from the photo, top-1 accuracy",
-    "attr_top1_base_colour": "base colour predicted from the photo, top-1 accuracy",
-    "coarse_rerank_recall_at_10": "binary-code coarse search + rerank vs exact top-10",
-    "text_ndcg_at_10": "hybrid text search, graded nDCG@10",
-    "text_ndcg_at_10_bm25": "baseline: BM25 only, graded nDCG@10",
-    "compose_v_ndcg_at_10": "'this but in <colour>': visual nDCG@10",
-    "compose_t_ndcg_at_10": "'this but in <colour>': text nDCG@10",
-    "compose_mm_ndcg_at_10": "'this but in <colour>': geometric mean of visual and text",
-    "category_top1": "query -> category, top-1 accuracy",
-    "category_top1_classifier_only": "query -> category by the classifier alone, top-1",
-    "image_p_at_10_type_colour": "photo search through the service (category-restricted k-NN "
-    "+ colour/type re-rank), "
-    "precision@10 of same article type and colour over the whole index",
-    "fitb_accuracy": "fill-in-the-blank (4 choices) accuracy",
-    "compatibility_auc": "real vs corrupted looks, ROC AUC",
-    "partner_recall_at_10": "complete-the-look partners, recall@10",
-    "fitb_accuracy_popularity_baseline": "baseline: FITB by item popularity",
-    "ndcg_at_10_before_rerank": "nDCG@10 before learning-to-rank",
-    "ndcg_at_10_after_rerank": "nDCG@10 after learning-to-rank",
-}
 
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     ImportError,
@@ -398,131 +338,6 @@ def build_metrics_json(
     return _jsonable(doc)  # type: ignore[no-any-return]
 
 
-# --------------------------------------------------------------------------- markdown
-
-
-def _fmt(value: Any, ms: bool = False) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.1f}" if ms else f"{value:.4f}"
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
-    return str(value)
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
-
-
-def render_markdown(doc: Mapping[str, Any]) -> str:
-    """``report.md`` from a ``metrics.json`` document."""
-    meta = doc["_meta"]
-    items = meta.get("items", {})
-    tasks = [k for k in doc if k != "_meta"]
-    lines = [
-        "# Evaluation report",
-        "",
-        f"Generated {meta.get('finished_at', '')} in {meta.get('seconds', 0):.1f} s "
-        f"(seed {meta.get('seed')}, limit {meta.get('limit')}).",
-        "",
-        "## Data",
-        "",
-        *_table(
-            ["what", "value"],
-            [
-                ["catalog", f"`{meta.get('catalog')}`"],
-                ["images", f"`{meta.get('images')}`"],
-                ["looks", f"`{meta.get('looks')}`" if meta.get("looks") else "none"],
-                ["products", str(items.get("products"))],
-                ["photographed", str(items.get("photographed"))],
-                [
-                    "test / train (is_test_id)",
-                    f"{items.get('test')} / {items.get('train')} "
-                    f"(photographed {items.get('test_photographed')} / "
-                    f"{items.get('train_photographed')})",
-                ],
-                ["article types", str(items.get("article_types"))],
-                [
-                    "with style_note / rating",
-                    f"{items.get('fields', {}).get('style_note')} / "
-                    f"{items.get('fields', {}).get('rating')}",
-                ],
-            ],
-        ),
-        "",
-        "## Summary",
-        "",
-    ]
-    rows = []
-    for name in tasks:
-        tm = meta["tasks"][name]
-        primary = tm.get("primary")
-        metrics = doc[name]
-        value = "n/a"
-        if metrics is not None and primary and primary in metrics:
-            value = f"{primary} = {_fmt(metrics[primary])}"
-        elif metrics is not None and name == "latency":
-            value = (
-                ", ".join(
-                    f"{t} p50 {_fmt((metrics.get(t) or {}).get('p50_ms'), ms=True)} ms"
-                    for t in LATENCY_QUERY_TYPES
-                    if metrics.get(t)
-                )
-                or "n/a"
-            )
-        status = tm["status"] if metrics is not None else f"{tm['status']}: {tm.get('reason')}"
-        rows.append([name, status, value, f"{tm['seconds']:.1f}"])
-    lines += _table(["task", "status", "primary", "seconds"], rows)
-
-    for name in tasks:
-        tm = meta["tasks"][name]
-        metrics = doc[name]
-        lines += ["", f"## {name}", ""]
-        if metrics is None:
-            lines.append(f"**Not available** ({tm['status']}): {tm.get('reason')}")
-            continue
-        if name == "latency":
-            lat_rows = []
-            for key, value in metrics.items():
-                v = value if isinstance(value, Mapping) else {}
-                lat_rows.append(
-                    [key, _fmt(v.get("p50_ms"), ms=True), _fmt(v.get("p99_ms"), ms=True)]
-                )
-            lines += _table(["query type", "p50 ms", "p99 ms"], lat_rows)
-        else:
-            lines += _table(
-                ["metric", "value", "what"],
-                [[k, _fmt(v), KEY_DESCRIPTIONS.get(k, "")] for k, v in metrics.items()],
-            )
-        baselines = tm.get("baselines") or {}
-        if baselines:
-            lines += ["", "Baselines:", ""]
-            lines += _table(
-                ["baseline", "metric", "value"],
-                [
-                    [b, k, _fmt(v)]
-                    for b, vals in baselines.items()
-                    for k, v in (vals.items() if isinstance(vals, Mapping) else [("", vals)])
-                ],
-            )
-        if tm.get("problems"):
-            lines += ["", "Validation problems:", ""] + [f"- {p}" for p in tm["problems"]]
-        if tm.get("notes"):
-            lines += ["", "Notes:", ""] + [f"- {n}" for n in tm["notes"]]
-        if tm.get("reason"):
-            lines += ["", f"Task remark: {tm['reason']}"]
-        for plot in tm.get("plots") or []:
-            lines += ["", f"![{Path(plot).stem}]({plot})"]
-    return "\n".join(lines) + "\n"
-
-
 # --------------------------------------------------------------------------- entry
 
 
@@ -597,3 +412,23 @@ def run_report(
     _write_atomic(out_dir / "report.md", render_markdown(doc))
     logger.info("wrote %s and %s", out_dir / "metrics.json", out_dir / "report.md")
     return doc
+
+
+__all__ = [
+    "KEY_DESCRIPTIONS",
+    "LATENCY_QUERY_TYPES",
+    "LATENCY_STATS",
+    "NESTED_KEYS",
+    "PRIMARY",
+    "TASK_KEYS",
+    "TASK_NAMES",
+    "TaskOutcome",
+    "TaskRegistry",
+    "TaskUnavailable",
+    "build_metrics_json",
+    "default_registry",
+    "render_markdown",
+    "run_report",
+    "run_task",
+    "validate_metrics",
+]

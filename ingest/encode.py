@@ -55,15 +55,15 @@ class Encoder(Protocol):
 
 def joint_checkpoint_path(settings: Settings) -> Path:
     """The joint checkpoint file the settings name (default: the shipped one)."""
-    from engine.models.joint import JOINT_CHECKPOINT
+    from engine.models.versions import JOINT_CHECKPOINT
 
     return resolve_checkpoint(settings.models.joint_path, JOINT_CHECKPOINT)
 
 
 def encoder_version(settings: Settings) -> str:
     """The model version ingest stamps on documents with these settings
-    (:func:`engine.models.static_text.document_model_version`)."""
-    from engine.models.static_text import document_model_version
+    (:func:`engine.models.versions.document_model_version`)."""
+    from engine.models.versions import document_model_version
 
     ms = settings.models
     return document_model_version(ms.joint_path, ms.document_text_encoder, ms.static_text_weights)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +10,9 @@ import pytest
 from engine.catalog import Product, load_catalog
 from engine.errors import InvalidInput
 from evaluation.queries import (
-    Look,
     attribute_gain,
     attribute_queries,
-    compatibility_examples,
     compose_queries,
-    default_slot,
-    fitb_questions,
-    item_look_counts,
-    load_looks,
-    look_partners,
-    parse_looks,
     render_attribute_text,
     text_gain,
     visual_gain,
@@ -157,92 +148,3 @@ def test_compose_queries_on_sample() -> None:
         for pid in q.both_relevant():
             assert by_id[pid].article_type == src.article_type
     assert [q.text for q in compose_queries(SAMPLE, n=30, seed=3)] != [q.text for q in a]
-
-
-def test_default_slot() -> None:
-    assert default_slot(prod("1", article_type="Tshirts", sub_category="Topwear")) == "top"
-    assert default_slot(prod("2", article_type="Jackets", sub_category="Topwear")) == "outerwear"
-    assert default_slot(prod("3", article_type="Dresses", sub_category="Dress")) == "dress"
-    assert default_slot(prod("4", article_type="Heels", sub_category="Shoes")) == "shoes"
-    assert default_slot(prod("5", article_type="Handbags", sub_category="Bags")) == "bag"
-    assert default_slot(prod("6", article_type="Watches", sub_category="Watches")) == "watch"
-    assert default_slot(prod("7", article_type="Briefs", sub_category="Innerwear")) is None
-    assert default_slot(prod("8")) is None
-
-
-def _looks_pool() -> tuple[list[Look], list[Product]]:
-    products = []
-    for slot, (atype, sub) in {
-        "top": ("Tshirts", "Topwear"),
-        "bottom": ("Jeans", "Bottomwear"),
-        "shoes": ("Casual Shoes", "Shoes"),
-    }.items():
-        for i in range(6):
-            products.append(prod(f"{slot}{i}", article_type=atype, sub_category=sub))
-    looks = [Look(f"L{i}", (f"top{i}", f"bottom{i}", f"shoes{i}")) for i in range(4)]
-    return looks, products
-
-
-def test_fitb_questions() -> None:
-    looks, products = _looks_pool()
-    qs = fitb_questions(looks, products, n_choices=4, seed=9)
-    again = fitb_questions(looks, list(reversed(products)), n_choices=4, seed=9)
-    assert [q.to_dict() for q in qs] == [q.to_dict() for q in again]
-    assert len(qs) == 4
-    slot_of = {p.id: default_slot(p) for p in products}
-    for q, look in zip(qs, looks, strict=True):
-        assert len(q.choices) == len(set(q.choices)) == 4
-        assert q.answer in look.items and q.answer not in q.context
-        assert set(q.context) | {q.answer} == set(look.items)
-        negatives = [c for c in q.choices if c != q.answer]
-        assert all(slot_of[c] == q.slot == slot_of[q.answer] for c in negatives)
-        assert not set(negatives) & set(look.items)
-    seeds = {tuple(q.choices for q in fitb_questions(looks, products, seed=s)) for s in range(5)}
-    assert len(seeds) > 1
-    assert len(fitb_questions(looks, products, seed=9, limit=2)) == 2
-
-
-def test_fitb_skips_looks_without_enough_negatives() -> None:
-    looks, products = _looks_pool()
-    # only 5 other shoes/tops/bottoms exist: 7 choices need 6 negatives
-    assert fitb_questions(looks, products, n_choices=7) == []
-    # items unknown to the catalog are ignored; a look with one known item has no question
-    assert fitb_questions([Look("x", ("top0", "zzz"))], products) == []
-    with pytest.raises(InvalidInput):
-        fitb_questions(looks, products, n_choices=1)
-
-
-def test_compatibility_examples() -> None:
-    looks, products = _looks_pool()
-    ex = compatibility_examples(looks, products, seed=1, negatives_per_look=2)
-    assert len(ex) == 12 and sum(e.label for e in ex) == 4
-    slot_of = {p.id: default_slot(p) for p in products}
-    for e in ex:
-        if e.label == 0:
-            orig = next(lk for lk in looks if e.look_id.startswith(lk.look_id + "~"))
-            assert [slot_of[i] for i in e.items] == [slot_of[i] for i in orig.items]
-            assert not set(e.items) & set(orig.items)
-    assert ex == compatibility_examples(looks, products, seed=1, negatives_per_look=2)
-
-
-def test_look_helpers_and_loading(tmp_path: Path) -> None:
-    looks = [Look("a", ("1", "2", "3")), Look("b", ("1", "4"))]
-    assert look_partners(looks)["1"] == {"2", "3", "4"}
-    assert item_look_counts(looks)["1"] == 2
-    data = [
-        ["1", "2"],
-        {"id": "x", "items": [{"id": 3, "slot": "top"}, "4"]},
-        {"look_id": "y", "items": ["5", "6"], "slots": ["top", "shoes"]},
-    ]
-    parsed = parse_looks({"looks": data})
-    assert parsed[0] == Look("look-0", ("1", "2"), (None, None))
-    assert parsed[1] == Look("x", ("3", "4"), ("top", None))
-    assert parsed[2].slots == ("top", "shoes")
-    (tmp_path / "looks.json").write_text(json.dumps(data))
-    (tmp_path / "looks.jsonl").write_text("\n".join(json.dumps(d) for d in data) + "\n")
-    assert load_looks(tmp_path / "looks.json") == parsed
-    assert load_looks(tmp_path / "looks.jsonl") == parsed
-    with pytest.raises(InvalidInput):
-        parse_looks({"items": []})
-    with pytest.raises(InvalidInput):
-        Look("z", ("1", "2"), ("top",))

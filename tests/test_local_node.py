@@ -9,7 +9,8 @@ import pytest
 
 from engine.backend import Backend
 from engine.cluster.artifacts import SHA256, bill_for
-from engine.cluster.local import LocalNode, _download_pom
+from engine.cluster.install import _download_pom
+from engine.cluster.local import LocalNode
 from engine.errors import ProvisionError
 from engine.settings import LocalNodeSettings, Settings
 

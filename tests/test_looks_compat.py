@@ -10,11 +10,11 @@ import torch
 
 from engine.catalog import Product
 from engine.errors import ModelUnavailable
-from engine.looks.benchmark import CoCategoryBaseline, run_benchmark
 from engine.looks.compat import PAIR_INDEX, PAIRS, CompatModel, build_net, pair_indices
 from engine.looks.format import Look, LookItem
-from engine.looks.vectors import ItemVectors
 from engine.train.looks import LooksTrainConfig, prepare, train
+from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark
+from engine.train.looks_vectors import ItemVectors
 
 SLOT_TYPES = {
     "top": ("Tshirts", "Topwear"),

@@ -7,15 +7,14 @@ from itertools import count
 import pytest
 
 from engine.catalog import Product, is_test_id
-from engine.looks.mining import (
+from engine.train.datagen.looks_mining import (
     CatalogPools,
     assemble_look,
     build_looks,
     is_test_look,
-    mine_note,
-    pairing_clauses,
     split_looks,
 )
+from engine.train.datagen.style_notes import mine_note, pairing_clauses
 
 
 def types(note: str) -> list[tuple[str, ...]]:

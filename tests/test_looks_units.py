@@ -10,14 +10,6 @@ import pytest
 
 from engine.catalog import Product
 from engine.errors import InvalidInput
-from engine.looks.benchmark import (
-    CoCategoryBaseline,
-    compatibility_pairs,
-    fitb_questions,
-    look_scores,
-    partner_pairs,
-    slot_pools,
-)
 from engine.looks.format import Look, LookError, LookItem, iter_looks_text, parse_look
 from engine.looks.slots import (
     complementary_slots,
@@ -27,6 +19,14 @@ from engine.looks.slots import (
     validate_slot,
 )
 from engine.looks.store import item_vector, look_document, product_filters, public_look
+from engine.train.looks_benchmark import (
+    CoCategoryBaseline,
+    compatibility_pairs,
+    fitb_questions,
+    look_scores,
+    partner_pairs,
+    slot_pools,
+)
 
 
 def _prod(article_type: str, sub: str, master: str = "Apparel") -> Product:
@@ -244,7 +244,7 @@ def test_co_category_baseline_prefers_seen_type_pairs() -> None:
 def test_item_vectors_use_the_document_text_encoder_like_ingest(tmp_path: Path) -> None:
     """With a document text encoder (the static one, as ingest uses), item vectors are computed
     from it: MiniLM and its cache are not touched."""
-    from engine.looks.vectors import compute_item_vectors
+    from engine.train.looks_vectors import compute_item_vectors
 
     class Joint:
         text_for_product = staticmethod(lambda p: f"text {p.id}")

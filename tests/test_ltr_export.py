@@ -12,7 +12,9 @@ import pytest
 
 from engine.backend import Backend
 from engine.errors import ClusterUnavailable
-from engine.ltr.export import (
+from engine.ltr.features import FEATURES, N_VALUES, VALUE_NAMES, Candidate, extract_features, impute
+from engine.ltr.rerank import load_model
+from engine.train.ltr_export import (
     export_files,
     feature_template,
     featureset,
@@ -22,9 +24,7 @@ from engine.ltr.export import (
     render_mustache_source,
     upload,
 )
-from engine.ltr.features import FEATURES, N_VALUES, VALUE_NAMES, Candidate, extract_features, impute
-from engine.ltr.model import TrainParams, train_model
-from engine.ltr.rerank import load_model
+from engine.train.ltr_model import TrainParams, train_model
 
 
 class FakePlugins:

@@ -10,8 +10,9 @@ import pytest
 
 from engine.errors import InvalidInput, ModelUnavailable
 from engine.ltr.features import FEATURE_SET_VERSION, FEATURES, N_VALUES, impute
-from engine.ltr.model import LtrModel, TrainParams, fit_gbdt_lr, to_ltr_model, train_model
+from engine.ltr.model import LtrModel
 from engine.ltr.rerank import DEFAULT_MODEL_PATH, load_model
+from engine.train.ltr_model import TrainParams, fit_gbdt_lr, to_ltr_model, train_model
 
 
 def _data(n: int = 1200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

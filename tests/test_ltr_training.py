@@ -10,11 +10,11 @@ import pytest
 
 from engine.catalog import Product, load_catalog
 from engine.errors import InvalidInput
-from engine.ltr import data as ltr_data
-from engine.ltr import simulator as sim
 from engine.ltr.features import FEATURES, doc_from_product
-from engine.ltr.model import TrainParams, train_model
 from engine.ltr.rerank import RerankBlend, load_model
+from engine.train import ltr_data
+from engine.train.datagen import clicks as sim
+from engine.train.ltr_model import TrainParams, train_model
 from evaluation import metrics
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "catalog.jsonl"

@@ -18,7 +18,7 @@ from engine.models.static_text import (
     tokenize,
 )
 from engine.settings import SAMPLE_DIR
-from engine.train.joint import TEXT_VARIANTS
+from engine.train.joint_data import TEXT_VARIANTS
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from engine.catalog import load_catalog
 from engine.looks.format import write_looks
-from engine.looks.mining import MiningStats, build_looks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         help="partners from either split (default: the anchor's split, for evaluation)",
     )
     args = parser.parse_args(argv)
+    # offline (look mining is training data, engine.train): imported only for the command
+    from engine.train.datagen.looks_mining import MiningStats, build_looks
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.catalog.is_file():
         print(f"no such catalog: {args.catalog}", file=sys.stderr)

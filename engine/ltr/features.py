@@ -35,7 +35,7 @@ in_stock            doc     1.0 / 0.0
 ==================  ======  ===================================================================
 
 ``log10(1 + x)`` matches the ``log1p`` modifier of OpenSearch's ``field_value_factor`` so the
-document features can be exported to the LTR plugin (:mod:`engine.ltr.export`); the similarity
+document features can be exported to the LTR plugin (:mod:`engine.train.ltr_export`); the similarity
 signals use the same ``(1 + cos) / 2`` as Lucene's cosine k-NN score.
 """
 

@@ -25,7 +25,7 @@ from torch import nn
 from engine.catalog import Product
 from engine.errors import InvalidInput, ModelUnavailable
 from engine.models.binary import BinaryCoder
-from engine.models.checkpoints import CheckpointKind, load_weights, read_checkpoint
+from engine.models.checkpoints import load_weights, read_checkpoint
 from engine.models.encoders import (
     TEXT_FEATURE_DIM,
     ImageEncoder,
@@ -34,22 +34,13 @@ from engine.models.encoders import (
     resolve_device,
 )
 from engine.models.features import IMAGE_INPUT_DIM, image_inputs
+from engine.models.versions import JOINT_CHECKPOINT
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_CHECKPOINT = WEIGHTS_DIR / "joint.pt"
-CHECKPOINT_FORMAT = "outfit-joint/1"
-JOINT_CHECKPOINT = CheckpointKind(
-    format=CHECKPOINT_FORMAT,
-    default=DEFAULT_CHECKPOINT,
-    filename="joint.pt",
-    missing="joint model checkpoint not found at {ckpt}; train one with "
-    "`python -m engine.train joint`",
-    unreadable="cannot read joint checkpoint {ckpt}: {exc}",
-    wrong_format="{ckpt} is not a joint model checkpoint ({format})",
-    mismatch="checkpoint {ckpt} does not match its config: {exc}",
-)
+WEIGHTS_DIR = JOINT_CHECKPOINT.default.parent
+DEFAULT_CHECKPOINT = JOINT_CHECKPOINT.default
+CHECKPOINT_FORMAT = JOINT_CHECKPOINT.format
 
 # Attribute name -> how to read it from a Product.
 ATTRIBUTE_FIELDS: dict[str, str] = {

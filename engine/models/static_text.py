@@ -32,56 +32,19 @@ import torch
 from torch import nn
 
 from engine.errors import ModelUnavailable
-from engine.models.checkpoints import (
-    CheckpointKind,
-    atomic_write_bytes,
-    checkpoint_version,
-    file_sha1,
-    module_digest,
-    read_checkpoint,
-    resolve_checkpoint,
-)
+from engine.models.checkpoints import atomic_write_bytes, module_digest, read_checkpoint
 from engine.models.encoders import TEXT_FEATURE_DIM
+from engine.models.versions import STATIC_TEXT_CHECKPOINT, weights_version
+from engine.models.versions import document_model_version as document_model_version
 from engine.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "text_static.pt"
+# the weights file and the model versions live in engine.models.versions (ingest and the joint
+# model's users read them without this module); the names stay importable from here
+DEFAULT_WEIGHTS = STATIC_TEXT_CHECKPOINT.default
 DEFAULT_CACHE_DIR = PROJECT_ROOT / ".cache" / "static_text"
-STATIC_TEXT_FORMAT = "outfit-static-text/1"
-STATIC_TEXT_CHECKPOINT = CheckpointKind(
-    format=STATIC_TEXT_FORMAT,
-    default=DEFAULT_WEIGHTS,
-    filename="text_static.pt",
-    missing="static text encoder weights not found at {ckpt}; train them with "
-    "`python -m engine.train static-text` or set models.document_text_encoder=minilm",
-    unreadable="cannot read static text encoder weights {ckpt}: {exc}",
-    wrong_format="{ckpt} is not a static text encoder checkpoint ({format})",
-    mismatch="static text encoder weights {ckpt} do not fit: {exc}",
-)
-
-
-def weights_version(path: Path | None = None) -> str:
-    """``static-<sha1 of the weights file, 12 hex>``: part of the ingest model version."""
-    ckpt = resolve_checkpoint(path, STATIC_TEXT_CHECKPOINT)
-    if not ckpt.is_file():
-        raise ModelUnavailable(STATIC_TEXT_CHECKPOINT.missing.format(ckpt=ckpt), path=str(ckpt))
-    return f"static-{file_sha1(ckpt)[:12]}"
-
-
-def document_model_version(
-    joint_checkpoint: Path | None, document_text_encoder: str, static_weights: Path | None = None
-) -> str:
-    """The ``model_version`` ingest stamps on product documents (and folds into content hashes;
-    the compatibility model records it): the joint checkpoint's version, plus the static
-    document text encoder's when documents use it."""
-    from engine.models.joint import JOINT_CHECKPOINT
-
-    version = checkpoint_version(resolve_checkpoint(joint_checkpoint, JOINT_CHECKPOINT))
-    if document_text_encoder == "static":
-        version += "+" + weights_version(static_weights)
-    return version
+STATIC_TEXT_FORMAT = STATIC_TEXT_CHECKPOINT.format
 
 
 def teacher_digest(teacher: Any) -> str:

@@ -38,7 +38,7 @@ from engine.models.encoders import ImageEncoder, apply_num_threads
 from engine.models.joint import DEFAULT_CHECKPOINT, ColourHead, JointModel, build_colour_head
 from engine.settings import DEFAULT_SHARED_DATA
 from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs, cached_tar_image_inputs
-from engine.train.joint import is_val_id
+from engine.train.joint_data import is_val_id
 
 logger = logging.getLogger(__name__)
 

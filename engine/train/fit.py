@@ -258,10 +258,10 @@ def fit_looks(
     out: Path,
     deadline: float | None = None,
 ) -> dict[str, Any]:
-    from engine.looks.benchmark import CoCategoryBaseline, run_benchmark
-    from engine.looks.vectors import compute_item_vectors
     from engine.models.static_text import document_model_version, document_text_encoder
     from engine.train.looks import LooksTrainConfig, catalog_looks, prepare, train
+    from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark
+    from engine.train.looks_vectors import compute_item_vectors
 
     looks, counts = catalog_looks(looks_path, products, taxonomy)
     logger.info("looks: %s", counts)
@@ -362,7 +362,9 @@ def fit(
 
     t = time.time()
     if looks is not None:
-        looks_report = fit_looks(products, files, images_dir, looks, joint_path, taxonomy, cfg, out)
+        looks_report = fit_looks(
+            products, files, images_dir, looks, joint_path, taxonomy, cfg, out, deadline
+        )
     else:
         looks_report = {"fitted": False, "note": "no --looks: complete the look stays look-free"}
         notes.append("compatibility model not fitted (no looks given): look-free complete the look")

@@ -1,10 +1,11 @@
 """Train the type-aware compatibility model: ``python -m engine.train.looks``.
 
 Data: looks (a JSONL file, or the development looks mined from the catalog's style notes,
-:mod:`engine.looks.mining`) split by their anchor (:func:`engine.looks.mining.is_test_look`);
+:mod:`engine.train.datagen.looks_mining`) split by their anchor
+(:func:`engine.train.datagen.looks_mining.is_test_look`);
 test looks are never trained on. A fixed slice of the training looks (sha1("val:"+look_id) % 10
 == 0) is held out for model selection. Item vectors are the JointModel embeddings computed as
-ingest computes them (:mod:`engine.looks.vectors`); training mixes the joint, image-only and
+ingest computes them (:mod:`engine.train.looks_vectors`); training mixes the joint, image-only and
 text-only vectors of an item so the model serves id queries (stored joint vectors) and photo
 queries (image vectors) alike.
 
@@ -37,7 +38,6 @@ from tqdm import tqdm
 
 from engine.catalog import Product, is_test_id, load_catalog
 from engine.catalog.taxonomy import DEFAULT_TAXONOMY, Taxonomy
-from engine.looks.benchmark import CoCategoryBaseline, run_benchmark, slot_pools
 from engine.looks.compat import (
     DEFAULT_CHECKPOINT,
     SLOT_INDEX,
@@ -47,10 +47,11 @@ from engine.looks.compat import (
     pair_indices,
 )
 from engine.looks.format import Look, load_looks, write_looks
-from engine.looks.mining import MiningStats, build_looks, split_looks
 from engine.looks.slots import look_slot
-from engine.looks.vectors import ItemVectors, compute_item_vectors
 from engine.settings import DEFAULT_SHARED_DATA, PROJECT_ROOT
+from engine.train.datagen.looks_mining import MiningStats, build_looks, split_looks
+from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark, slot_pools
+from engine.train.looks_vectors import ItemVectors, compute_item_vectors
 
 logger = logging.getLogger(__name__)
 

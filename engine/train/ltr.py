@@ -1,11 +1,11 @@
 """Train the GBDT+LR re-ranker: ``python -m engine.train.ltr [options]``.
 
 Data (one of):
-    * default: SIMULATED clicks over a catalog (``engine.ltr.simulator``; nothing real);
+    * default: SIMULATED clicks over a catalog (``engine.train.datagen.clicks``; nothing real);
     * ``--clicks FILE``: a click log (JSONL, docs/LTR.md); products looked up in ``--catalog``;
     * ``--judgments FILE``: a judgment list (JSONL, graded labels).
 
-Queries are split by a fixed hash of ``query_id`` (``engine.ltr.simulator.is_heldout``): the
+Queries are split by a fixed hash of ``query_id`` (``engine.train.datagen.clicks.is_heldout``): the
 model is fit on the rest, and the JSON report gives nDCG@10 of the original order and after
 re-ranking on the held-out queries (when they have graded labels: simulated truth, or the
 judgments; for a click log pass ``--eval-judgments``).
@@ -33,12 +33,12 @@ from tqdm import tqdm
 
 from engine.catalog import Product, load_catalog
 from engine.errors import EngineError, InvalidInput
-from engine.ltr import data as ltr_data
-from engine.ltr import simulator as sim
 from engine.ltr.features import FEATURES, MISSING_SUFFIX, doc_from_product
-from engine.ltr.model import TrainParams, train_model
 from engine.ltr.rerank import DEFAULT_MODEL_PATH, RerankBlend
 from engine.settings import PROJECT_ROOT, load_settings
+from engine.train import ltr_data
+from engine.train.datagen import clicks as sim
+from engine.train.ltr_model import TrainParams, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ltr_data.rows_from_sim(clicks), docs, skip_above=not args.no_skip_above
         )
         data_info.update(
-            source=f"{sim.SIMULATED} clicks (engine.ltr.simulator; not real shoppers)",
+            source=f"{sim.SIMULATED} clicks (engine.train.datagen.clicks; not real shoppers)",
             n_queries=len(lists),
             n_train_queries=len(train_sl),
             sessions_per_query=args.sessions,
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     paths = model.save(out)
     report["model"]["paths"] = [str(p) for p in paths]
     if args.export_ltr is not None:
-        from engine.ltr.export import export_files
+        from engine.train.ltr_export import export_files
 
         report["model"]["ltr_plugin_export"] = [
             str(p) for p in export_files(model, args.export_ltr)

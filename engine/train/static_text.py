@@ -43,7 +43,7 @@ from engine.models.static_text import (
 )
 from engine.settings import DEFAULT_SHARED_DATA
 from engine.train.features import DEFAULT_CACHE_DIR, cached_text_features
-from engine.train.joint import TEXT_VARIANTS
+from engine.train.joint_data import TEXT_VARIANTS
 
 logger = logging.getLogger(__name__)
 

@@ -111,11 +111,11 @@ def _looks_metrics(
     taxonomy: Taxonomy,
     seed: int,
 ) -> dict[str, float]:
-    from engine.looks.benchmark import CoCategoryBaseline, run_benchmark
     from engine.looks.compat import CompatModel
-    from engine.looks.vectors import compute_item_vectors
     from engine.models.static_text import document_text_encoder
     from engine.train.looks import catalog_looks, prepare
+    from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark
+    from engine.train.looks_vectors import compute_item_vectors
 
     looks, _ = catalog_looks(looks_path, products, taxonomy)
     joint = JointModel.load(joint_file, "cpu")

@@ -1,8 +1,8 @@
 """Complete-the-look evaluation on held-out looks.
 
 Looks come from ``ctx.looks_path`` when given, else they are mined from the catalog's style notes
-(:func:`engine.looks.mining.build_looks`, seed ``ctx.seed``). Held out = looks whose anchor is a
-test item (:func:`engine.catalog.is_test_id`; the first item of a user look); mined test looks
+(:func:`engine.train.datagen.looks_mining.build_looks`, seed ``ctx.seed``). Held out = looks
+whose anchor is a test item (:func:`engine.catalog.is_test_id`; the first item of a user look); mined test looks
 hold test items only. Candidates and negatives are drawn from the test split's look-eligible
 items of the right slot (plus the held-out looks' own items).
 
@@ -28,12 +28,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.catalog import Product, is_test_id
-from engine.looks.benchmark import CoCategoryBaseline, run_benchmark, slot_pools
 from engine.looks.compat import CompatModel
 from engine.looks.format import Look, LookItem, load_looks
-from engine.looks.mining import MiningStats, build_looks, split_looks
 from engine.looks.slots import look_slot
-from engine.looks.vectors import ItemVectors, compute_item_vectors
+from engine.train.datagen.looks_mining import MiningStats, build_looks, split_looks
+from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark, slot_pools
+from engine.train.looks_vectors import ItemVectors, compute_item_vectors
 from evaluation.tasks.base import EvalContext, TaskResult
 
 logger = logging.getLogger(__name__)

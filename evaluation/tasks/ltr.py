@@ -1,6 +1,6 @@
 """Learning-to-rank re-ranking on SIMULATED shoppers (issue 8).
 
-Candidates: for simulated attribute queries over ``ctx.catalog`` (``engine.ltr.simulator``),
+Candidates: for simulated attribute queries over ``ctx.catalog`` (``engine.train.datagen.clicks``),
 the top 60 of an offline BM25 ranking of the product text. Labels: the simulated shopper's
 graded preference (relevance to the query combined with a taste for rating, discount and a
 lower price). Only held-out queries (fixed hash split, never used to train the shipped model)
@@ -20,11 +20,12 @@ from __future__ import annotations
 import time
 
 from engine.errors import ModelUnavailable
-from engine.ltr import data as ltr_data
-from engine.ltr import simulator as sim
 from engine.ltr.features import FEATURES, MISSING_SUFFIX
-from engine.ltr.model import LtrModel, train_model
+from engine.ltr.model import LtrModel
 from engine.ltr.rerank import RerankBlend, load_model, rerank
+from engine.train import ltr_data
+from engine.train.datagen import clicks as sim
+from engine.train.ltr_model import train_model
 from evaluation.metrics import mean, ndcg_at_k
 from evaluation.tasks.base import EvalContext, TaskResult
 
@@ -79,7 +80,7 @@ def run(ctx: EvalContext) -> TaskResult:
     }
     notes = [
         "SIMULATED: queries, position-biased clicks and graded labels come from "
-        "engine.ltr.simulator (not real shoppers).",
+        "engine.train.datagen.clicks (not real shoppers).",
         f"shipped model {model.version}, ltr_weight={blend.ltr_weight:g}, top_n={blend.top_n}; "
         f"{len(held)} held-out queries, BM25 top-60 candidates.",
     ]

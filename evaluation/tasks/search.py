@@ -141,7 +141,7 @@ def _encoder(model: Any, feature_cache: Path, settings: Settings) -> Any:
     backbones when enabled, available and equivalent; the documents' text encoder the settings
     name). With MiniLM documents, the MiniLM feature cache training fills is only read here,
     never rewritten (a rewrite would drop entries a concurrent training run adds, see
-    engine/looks/vectors.py)."""
+    engine/train/looks_vectors.py)."""
     from ingest.encode import JointEncoder
 
     if settings.models.onnx and hasattr(model, "accelerate"):

@@ -39,7 +39,7 @@ from engine.ltr.features import (
 )
 from engine.ltr.model import LtrModel
 from engine.ltr.rerank import RerankBlend, rerank
-from engine.ltr.simulator import ClickRecord, SimList
+from engine.train.datagen.clicks import ClickRecord, SimList
 
 JSON = dict[str, Any]
 

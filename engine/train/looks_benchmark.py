@@ -24,7 +24,8 @@ import numpy as np
 
 from engine.looks.compat import CompatModel, soft_min
 from engine.looks.format import Look
-from engine.looks.vectors import ItemVectors
+from engine.train.classification import fitb_accuracy, roc_auc
+from engine.train.looks_vectors import ItemVectors
 
 Scorer = Callable[[Sequence[str], Sequence[str], Sequence[str], str], np.ndarray]
 
@@ -303,7 +304,6 @@ def run_benchmark(
 ) -> dict[str, float]:
     """FITB accuracy, compatibility AUC and partner recall@k of ``model`` on ``looks`` (and
     the baseline's FITB accuracy), with candidates/negatives drawn from ``pools``."""
-    from evaluation.metrics import fitb_accuracy, roc_auc
 
     def known(i: str) -> bool:
         return i in vectors
