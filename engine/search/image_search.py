@@ -60,9 +60,7 @@ def attribute_rerank(
             (
                 str(h["_id"]),
                 cosine_from_score(h["_score"]),
-                own_fields(h.get("_source"))
-                if own
-                else (h.get("_source") or {}).get("attr_prob"),
+                own_fields(h.get("_source")) if own else (h.get("_source") or {}).get("attr_prob"),
             )
             for h in raw
         ],

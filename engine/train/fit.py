@@ -50,6 +50,7 @@ from engine.models.encoders import apply_num_threads
 from engine.models.joint import JointModel
 from engine.search.category import predict_category
 from engine.train.features import DEFAULT_CACHE_DIR
+from engine.train.metrics import label_key
 
 logger = logging.getLogger(__name__)
 
@@ -164,9 +165,10 @@ def category_metrics(
         classifier = {vocab[j]: float(probs[row, j]) for j in order}
         neighbours = [(products[train_rows[j]].article_type, float(sims[qi, j])) for j in top[qi]]
         pred = predict_category(classifier, neighbours, alpha=alpha)
-        hits["classifier"] += int(pred.classifier_label == truth)
-        hits["knn_vote"] += int(pred.vote_label == truth)
-        hits["fusion"] += int(pred.label == truth)
+        want = label_key(truth)
+        hits["classifier"] += int(label_key(pred.classifier_label) == want)
+        hits["knn_vote"] += int(label_key(pred.vote_label) == want)
+        hits["fusion"] += int(label_key(pred.label) == want)
     return {f"category_top1_{key}": v / max(1, n) for key, v in hits.items()} | {
         "category_photos": float(n)
     }

@@ -102,8 +102,15 @@ def attribute_reranked_precision_at_k(
     return float((lab[top] == lab[:, None]).mean())
 
 
+def label_key(value: str | None) -> str | None:
+    """A label as compared: lower case, single spaces."""
+    return None if value is None else " ".join(str(value).lower().split())
+
+
 def top1_accuracy(predicted: Sequence[str | None], truth: Sequence[str | None]) -> float:
-    pairs = [(p, t) for p, t in zip(predicted, truth, strict=True) if t is not None]
+    """Share of labelled items predicted right; labels compare case- and space-insensitively
+    ("White" is "WHITE": a model's label space and a catalog's may spell them differently)."""
+    pairs = [(label_key(p), label_key(t)) for p, t in zip(predicted, truth, strict=True) if t]
     if not pairs:
         return float("nan")
     return float(np.mean([p == t for p, t in pairs]))
