@@ -93,3 +93,23 @@ def test_catalog_field_distributions() -> None:
     )
     assert dist.keys() == {"article_type"}
     assert dist["article_type"] == pytest.approx({"saree": 0.75, "kurta": 0.25})
+
+
+def test_a_fitted_bundles_category_weight_is_used() -> None:
+    be = FakeBackend()
+    be.on_search = lambda body, kw: response(*_neighbours())
+    photo_model = PhotoModel()
+    photo_model.config = {"category_alpha": 1.0}  # the classifier alone
+    svc = SearchService(
+        be,  # type: ignore[arg-type]
+        index="idx",
+        pipeline="pipe",
+        model=photo_model,
+        options=SearchOptions(vote_k=4, category_threshold=0.99),
+        fit_check=CatalogFitCheck(lambda: {"Kurta": 1}, lambda: ["Kurta"]),
+    )
+    res = svc.image_search(Image.new("RGB", (8, 8)), size=3)
+    assert res.category is not None
+    assert res.category.label == "Shirts"  # the fake classifier's top label; the vote is ignored
+    fused = {k: v for k, v in res.category.fused.items() if v > 0}
+    assert fused == res.category.classifier

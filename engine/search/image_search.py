@@ -106,10 +106,15 @@ class ImageSearch:
             for h in neighbours[: opts.vote_k]
         ]
         classifier = self.ctx.encoder.classifier_probs(vector) if self.fit_check.fitted() else {}
+        # a fitted bundle carries the fusion weight chosen on its catalog's validation photos
+        config = getattr(self.ctx.encoder.model, "config", None)
+        alpha = opts.category_alpha
+        if isinstance(config, dict) and "category_alpha" in config:
+            alpha = float(config["category_alpha"])
         pred = predict_category(
             classifier,
             votes,
-            alpha=opts.category_alpha,
+            alpha=alpha,
             threshold=opts.category_threshold,
         )
         return pred, neighbours

@@ -175,6 +175,7 @@ def category_metrics(
 
 
 HEAD_WEIGHTS = (0.3, 0.5, 0.7, 1.0)
+CATEGORY_ALPHAS = (0.3, 0.5, 0.7, 0.85, 1.0)  # classifier weight in the category fusion
 
 
 def _choose_head_weight(
@@ -241,11 +242,28 @@ def fit_joint(
         model.config = dict(model.config, **{f"{key}_hidden": ccfg.hidden})
         weight = _choose_head_weight(model, data, val_rows, attribute, f"{key}_head_weight")
         report[f"{key}_head"] = {"train_rows": len(rows), "weight": weight}
-    report["test"] = test_metrics(model, data)
     photo_rows = np.flatnonzero(data.image_source == 0)
     photo_products = [data.products[data.image_rows[r]] for r in photo_rows]
+    # the category fusion weight (classifier vs k-NN vote), chosen on validation photos against
+    # the training photos; stored in the bundle and used by the search service
+    train_val = [i for i, p in enumerate(photo_products) if not is_test_id(p.id)]
+    tv_products = [photo_products[i] for i in train_val]
+    tv_train = np.asarray([not is_val_id(p.id) for p in tv_products])
+    tv_feats = data.image[photo_rows[train_val]]
+    best_alpha, best_acc = 0.5, -1.0
+    for alpha in CATEGORY_ALPHAS:
+        val = category_metrics(model, tv_feats, tv_products, tv_train, alpha=alpha)
+        acc = val.get("category_top1_fusion", 0.0)
+        if acc > best_acc + 1e-9:
+            best_alpha, best_acc = alpha, acc
+    model.config["category_alpha"] = best_alpha
+    logger.info("category fusion weight %.2f (validation top-1 %.4f)", best_alpha, best_acc)
+    report["category_alpha"] = best_alpha
+    report["test"] = test_metrics(model, data)
     is_train = np.asarray([not is_test_id(p.id) for p in photo_products])
-    report["test"].update(category_metrics(model, data.image[photo_rows], photo_products, is_train))
+    report["test"].update(
+        category_metrics(model, data.image[photo_rows], photo_products, is_train, alpha=best_alpha)
+    )
     return model, report, data
 
 

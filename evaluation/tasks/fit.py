@@ -80,7 +80,8 @@ def evaluate_bundle(
         out[key] = base[key]
     out["type_top1"] = base.get("attr_top1_article_type", 0.0)
     out["colour_top1"] = base.get("attr_top1_base_colour", 0.0)
-    cat = category_metrics(model, feats, shown, ~test)
+    alpha = float(model.config.get("category_alpha", 0.5))  # as the search service fuses
+    cat = category_metrics(model, feats, shown, ~test, alpha=alpha)
     out.update(cat)
     types = {}
     for p in products:
