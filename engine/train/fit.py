@@ -67,6 +67,7 @@ LABEL_FIELDS: tuple[str, ...] = (
     "colour1",
 )
 LOOKS_SECONDS_PER_PAIR = 4e-4  # compatibility training cost per pair and epoch (2-core CPU)
+MIN_VALUE_COUNT = 5  # as engine.train.joint: a label needs this many examples
 MAX_LABELS = 300  # more distinct values than this is an identifier, not a label space
 MIN_LABELLED_SHARE = 0.1  # attributes present on fewer products are skipped
 
@@ -94,7 +95,7 @@ def attribute_fields(
     candidates: dict[str, str] = {name: name for name in LABEL_FIELDS}
     attr_counts: Counter[str] = Counter()
     for p in products:
-        attr_counts.update(p.attributes)
+        attr_counts.update(p.attributes.keys())
     for name in sorted(set(mapping.attribute_columns) | set(attr_counts)):
         key = slug(name)
         if key not in candidates:
@@ -115,8 +116,12 @@ def attribute_fields(
         if len(present) / n < MIN_LABELLED_SHARE:
             notes.append(f"{name}: on {len(present) / n:.0%} of products only, no head")
             continue
-        if distinct < 2 or distinct > MAX_LABELS:
-            notes.append(f"{name}: {distinct} distinct values, no head")
+        frequent = sum(1 for c in Counter(present).values() if c >= MIN_VALUE_COUNT)
+        if distinct < 2 or distinct > MAX_LABELS or frequent < 2:
+            notes.append(
+                f"{name}: {distinct} distinct values ({frequent} seen {MIN_VALUE_COUNT}+ times),"
+                " no head"
+            )
             continue
         fields[name] = fld
     return fields, notes
