@@ -101,6 +101,7 @@ def attribute_fields(
         if key not in candidates:
             candidates[key] = f"attributes.{name}"
     fields: dict[str, str] = {}
+    rare: list[str] = []
     n = max(1, len(products))
     for name, fld in candidates.items():
         if fld.startswith("attributes."):
@@ -114,7 +115,7 @@ def attribute_fields(
             notes.append(f"{name}: empty in this catalog, no head")
             continue
         if len(present) / n < MIN_LABELLED_SHARE:
-            notes.append(f"{name}: on {len(present) / n:.0%} of products only, no head")
+            rare.append(name)
             continue
         frequent = sum(1 for c in Counter(present).values() if c >= MIN_VALUE_COUNT)
         if distinct < 2 or distinct > MAX_LABELS or frequent < 2:
@@ -124,6 +125,11 @@ def attribute_fields(
             )
             continue
         fields[name] = fld
+    if rare:
+        notes.append(
+            f"{len(rare)} attribute(s) on fewer than {MIN_LABELLED_SHARE:.0%} of products, no "
+            f"head: {', '.join(rare[:12])}{' ...' if len(rare) > 12 else ''}"
+        )
     return fields, notes
 
 
