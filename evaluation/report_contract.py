@@ -46,6 +46,15 @@ PRIMARY: dict[str, str] = {
 }
 
 KEY_DESCRIPTIONS: dict[str, str] = {
+    # fit task (evaluation.tasks.fit), each key measured for both bundles
+    "type_top1": "photo type top-1 (attribute + type heads) on test photos",
+    "colour_top1": "photo colour (group) top-1 on test photos",
+    "category_top1_classifier": "photo category top-1, classifier alone",
+    "category_top1_knn_vote": "photo category top-1, k-NN vote over the training photos alone",
+    "category_top1_fusion": "photo category top-1, classifier fused with the vote",
+    "category_top1_served": "what search serves: the fusion when the bundle knows the types, "
+    "else the vote alone",
+    "type_label_coverage": "share of the catalog's products whose type the bundle's labels hold",
     "text_to_image_recall_at_10": "attribute text query -> product photos, recall@10",
     "image_to_image_p_at_10_type_colour": "photo -> photos, precision@10 (same type and colour)",
     "image_to_image_p_at_10_ceiling": "best precision@10 any ranking can reach on that gallery",

@@ -8,6 +8,20 @@ from typing import Any
 
 from evaluation.report_contract import KEY_DESCRIPTIONS, LATENCY_QUERY_TYPES
 
+# The fit task measures two bundles with the same keys (evaluation.tasks.fit).
+_BUNDLE_SUFFIXES = {"_zero_shot": "shipped default bundle", "_fitted": "fitted bundle"}
+
+
+def describe(key: str) -> str:
+    """A metric's description; ``<key>_zero_shot`` / ``<key>_fitted`` name the bundle too."""
+    if key in KEY_DESCRIPTIONS:
+        return KEY_DESCRIPTIONS[key]
+    for suffix, which in _BUNDLE_SUFFIXES.items():
+        if key.endswith(suffix):
+            base = KEY_DESCRIPTIONS.get(key[: -len(suffix)])
+            return f"{base} ({which})" if base else which
+    return ""
+
 
 def _fmt(value: Any, ms: bool = False) -> str:
     if value is None:
@@ -107,7 +121,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         else:
             lines += _table(
                 ["metric", "value", "what"],
-                [[k, _fmt(v), KEY_DESCRIPTIONS.get(k, "")] for k, v in metrics.items()],
+                [[k, _fmt(v), describe(k)] for k, v in metrics.items()],
             )
         baselines = tm.get("baselines") or {}
         if baselines:

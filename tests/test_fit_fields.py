@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.catalog import Product
 from engine.catalog.mapping import parse_mapping
-from engine.train.fit import attribute_fields
+from engine.train.label_spaces import attribute_fields
 
 
 def test_label_spaces_the_catalog_has() -> None:

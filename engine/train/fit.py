@@ -32,7 +32,6 @@ import logging
 import platform
 import resource
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,28 +47,11 @@ from engine.catalog.taxonomy import Taxonomy
 from engine.files import file_sha1
 from engine.models.encoders import apply_num_threads
 from engine.models.joint import JointModel
-from engine.search.category import predict_category
+from engine.train.category_eval import category_metrics
 from engine.train.features import DEFAULT_CACHE_DIR
-from engine.train.metrics import label_key
+from engine.train.label_spaces import attribute_fields
 
 logger = logging.getLogger(__name__)
-
-# Our fields that can carry a label space, in report order.
-LABEL_FIELDS: tuple[str, ...] = (
-    "article_type",
-    "base_colour",
-    "gender",
-    "usage",
-    "sub_category",
-    "master_category",
-    "age_group",
-    "season",
-    "colour1",
-)
-LOOKS_SECONDS_PER_PAIR = 4e-4  # compatibility training cost per pair and epoch (2-core CPU)
-MIN_VALUE_COUNT = 5  # as engine.train.joint: a label needs this many examples
-MAX_LABELS = 300  # more distinct values than this is an identifier, not a label space
-MIN_LABELLED_SHARE = 0.1  # attributes present on fewer products are skipped
 
 
 @dataclass
@@ -85,54 +67,6 @@ class FitConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def attribute_fields(
-    products: list[Product], mapping: CatalogMapping
-) -> tuple[dict[str, str], list[str]]:
-    """The attributes to learn (name -> product field) and notes on the ones skipped."""
-    from engine.documents import slug
-
-    notes: list[str] = []
-    candidates: dict[str, str] = {name: name for name in LABEL_FIELDS}
-    attr_counts: Counter[str] = Counter()
-    for p in products:
-        attr_counts.update(p.attributes.keys())
-    for name in sorted(set(mapping.attribute_columns) | set(attr_counts)):
-        key = slug(name)
-        if key not in candidates:
-            candidates[key] = f"attributes.{name}"
-    fields: dict[str, str] = {}
-    rare: list[str] = []
-    n = max(1, len(products))
-    for name, fld in candidates.items():
-        if fld.startswith("attributes."):
-            attr = fld.split(".", 1)[1]
-            values = [p.attributes.get(attr) for p in products]
-        else:
-            values = [getattr(p, fld) for p in products]
-        present = [v for v in values if v]
-        distinct = len(set(present))
-        if not present:
-            notes.append(f"{name}: empty in this catalog, no head")
-            continue
-        if len(present) / n < MIN_LABELLED_SHARE:
-            rare.append(name)
-            continue
-        frequent = sum(1 for c in Counter(present).values() if c >= MIN_VALUE_COUNT)
-        if distinct < 2 or distinct > MAX_LABELS or frequent < 2:
-            notes.append(
-                f"{name}: {distinct} distinct values ({frequent} seen {MIN_VALUE_COUNT}+ times),"
-                " no head"
-            )
-            continue
-        fields[name] = fld
-    if rare:
-        notes.append(
-            f"{len(rare)} attribute(s) on fewer than {MIN_LABELLED_SHARE:.0%} of products, no "
-            f"head: {', '.join(rare[:12])}{' ...' if len(rare) > 12 else ''}"
-        )
-    return fields, notes
-
-
 def catalog_digest(path: Path, products: list[Product]) -> dict[str, Any]:
     """Identity of the catalog a bundle was fitted to (file bytes and the product ids)."""
     ids = hashlib.sha1("\n".join(sorted(p.id for p in products)).encode()).hexdigest()
@@ -143,48 +77,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def category_metrics(
-    model: JointModel,
-    feats: np.ndarray,
-    products: list[Product],
-    is_train: np.ndarray,
-    *,
-    k: int = 10,
-    alpha: float = 0.5,
-) -> dict[str, float]:
-    """Photo category top-1 on test photos: classifier alone, k-NN vote over the training
-    photos alone, and their fusion (as the search service fuses them)."""
-    if "article_type" not in model.attribute_vocab:
-        return {}
-    emb = model.embed_image_features(feats)
-    probs = model.image_attribute_probabilities(feats, emb)["article_type"]
-    vocab = model.attribute_vocab["article_type"]
-    train_rows = np.flatnonzero(is_train)
-    test_rows = np.flatnonzero(~is_train)
-    if len(train_rows) == 0 or len(test_rows) == 0:
-        return {}
-    sims = emb[test_rows] @ emb[train_rows].T
-    top = np.argsort(-sims, axis=1)[:, :k]
-    hits = {"classifier": 0, "knn_vote": 0, "fusion": 0}
-    n = 0
-    for qi, row in enumerate(test_rows):
-        truth = products[row].article_type
-        if not truth:
-            continue
-        n += 1
-        order = np.argsort(-probs[row])[:10]
-        classifier = {vocab[j]: float(probs[row, j]) for j in order}
-        neighbours = [(products[train_rows[j]].article_type, float(sims[qi, j])) for j in top[qi]]
-        pred = predict_category(classifier, neighbours, alpha=alpha)
-        want = label_key(truth)
-        hits["classifier"] += int(label_key(pred.classifier_label) == want)
-        hits["knn_vote"] += int(label_key(pred.vote_label) == want)
-        hits["fusion"] += int(label_key(pred.label) == want)
-    return {f"category_top1_{key}": v / max(1, n) for key, v in hits.items()} | {
-        "category_photos": float(n)
-    }
-
-
+LOOKS_SECONDS_PER_PAIR = 4e-4  # compatibility training cost per pair and epoch (2-core CPU)
 HEAD_WEIGHTS = (0.3, 0.5, 0.7, 1.0)
 CATEGORY_ALPHAS = (0.3, 0.5, 0.7, 0.85, 1.0)  # classifier weight in the category fusion
 

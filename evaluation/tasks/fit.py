@@ -31,8 +31,8 @@ from engine.catalog import Product, is_test_id
 from engine.catalog.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 from engine.models.joint import JointModel, text_for_product
 from engine.train import metrics as M
+from engine.train.category_eval import category_metrics
 from engine.train.features import DEFAULT_CACHE_DIR, cached_image_files, cached_text_features
-from engine.train.fit import category_metrics
 from evaluation.tasks.base import EvalContext, TaskResult
 
 logger = logging.getLogger(__name__)
