@@ -62,10 +62,16 @@ class BinaryCoder:
         mean = x.mean(axis=0)
         xc = x - mean
         # Principal directions (columns) sorted by variance.
-        _, _, vt = np.linalg.svd(xc, full_matrices=True)
-        # full_matrices: all ``dim`` directions, so a small catalog (fewer vectors than bits)
-        # still gets ``n_bits`` orthonormal directions; those beyond its rank carry no variance
-        # and the ITQ rotation below spreads the real ones over every bit.
+        _, _, vt = np.linalg.svd(xc, full_matrices=False)  # (min(N, dim), dim)
+        if vt.shape[0] < n_bits:
+            # a small catalog (fewer vectors than bits): complete the basis with directions
+            # orthogonal to the data's (they carry no variance; the ITQ rotation below spreads
+            # the real ones over every bit)
+            rng0 = np.random.default_rng(seed)
+            extra = rng0.standard_normal((dim, dim))
+            extra -= vt.T @ (vt @ extra)
+            q, _ = np.linalg.qr(extra)
+            vt = np.concatenate([vt, q[:, : n_bits - vt.shape[0]].T])
         pca = vt[:n_bits].T  # (dim, n_bits)
         v = xc @ pca
         rng = np.random.default_rng(seed)
