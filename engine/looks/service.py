@@ -27,6 +27,12 @@ import numpy as np
 
 from engine.backend import Backend
 from engine.errors import ClusterRequestError, InvalidInput, ModelUnavailable, NotFound
+from engine.look_queries import (
+    knn_products_query,
+    looks_with_item_query,
+    product_filters,
+    similar_look_items_query,
+)
 from engine.looks.compat import CompatModel
 from engine.looks.slots import (
     SLOTS,
@@ -35,16 +41,7 @@ from engine.looks.slots import (
     slot_for_fields,
     validate_slot,
 )
-from engine.looks.store import (
-    CANDIDATE_EXCLUDES,
-    PRODUCT_EXCLUDES,
-    item_vector,
-    knn_products_query,
-    looks_with_item_query,
-    product_filters,
-    public_look,
-    similar_look_items_query,
-)
+from engine.looks.store import CANDIDATE_EXCLUDES, PRODUCT_EXCLUDES, item_vector, public_look
 
 logger = logging.getLogger(__name__)
 
