@@ -423,14 +423,3 @@ class TuningStore:
 
 def _doc_id(version: int) -> str:
     return f"{KIND}-{version:010d}"
-
-
-def tuning_store(state: Any, blend_ttl_s: float = DEFAULT_BLEND_TTL_S) -> TuningStore:
-    """The service-wide store held by the API's AppState (one blend cache per process)."""
-    try:
-        store: TuningStore = state.get("tuning")
-        return store
-    except KeyError:
-        store = TuningStore(state.backend, state.settings.cluster, blend_ttl_s=blend_ttl_s)
-        state.put("tuning", store)
-        return store
