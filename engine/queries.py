@@ -1,7 +1,7 @@
 """Pure builders of OpenSearch request bodies for product search (no I/O, no models).
 
 Every body the search service sends is built here and pinned by golden files
-(``tests/golden/*.json``, checked by ``tests/test_queries.py``). The stored search templates in
+(``tests/golden/*.json``, checked by ``tests/engine/test_queries.py``). The stored search templates in
 ``plugin_config/search_templates/`` render the same shapes for other stacks (the integration
 tests compare them with these builders).
 
