@@ -16,12 +16,11 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.deps import LooksDep, SettingsDep
-from engine.api.uploads import FORM_OVERHEAD, is_multipart, read_photo_form
+from engine.api.uploads import FORM_OVERHEAD, is_multipart, read_photo_form, validate_body
 from engine.errors import InvalidInput, PayloadTooLarge
 from engine.looks.service import MAX_SIZE, CompleteRequest, LookFilters
 
@@ -81,16 +80,6 @@ class CompleteBody(CompleteOptions):
         if (self.item_id is None) == (self.base64 is None):
             raise ValueError("give exactly one of item_id or base64")
         return self
-
-
-def _validate(model: type[BaseModel], data: Any) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False)
-        for err in errors:
-            err["loc"] = ("body", *err.get("loc", ()))
-        raise RequestValidationError(errors) from None
 
 
 def _request(opts: CompleteOptions, **query: Any) -> CompleteRequest:
@@ -154,7 +143,7 @@ async def complete_the_look(
             json_fields=("filters", "size_per_slot"),
             limit_details=False,
         )
-        opts = _validate(CompleteOptions, fields)
+        opts = validate_body(CompleteOptions, fields)
 
         def run_upload() -> dict[str, Any]:
             image = image_from_bytes(data, api)
@@ -171,7 +160,7 @@ async def complete_the_look(
         payload = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
-    body: CompleteBody = _validate(CompleteBody, payload)
+    body: CompleteBody = validate_body(CompleteBody, payload)
 
     def run_json() -> dict[str, Any]:
         if body.item_id is not None:

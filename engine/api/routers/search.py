@@ -13,12 +13,11 @@ import json
 import logging
 from collections.abc import Callable
 from copy import deepcopy
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from PIL import Image
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.deps import SearchDep, SettingsDep
@@ -27,6 +26,7 @@ from engine.api.uploads import (
     check_content_length,
     is_multipart,
     read_photo_form,
+    validate_body,
 )
 from engine.errors import InvalidInput, PayloadTooLarge
 from engine.search.inputs import (
@@ -50,8 +50,6 @@ from engine.settings import ApiSettings
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/search", tags=["search"])
-
-M = TypeVar("M", bound=BaseModel)
 
 
 # --------------------------------------------------------------------------- OpenAPI helpers
@@ -100,16 +98,6 @@ def _body_doc(json_model: type[BaseModel], options: type[BaseModel]) -> dict[str
 
 
 # --------------------------------------------------------------------------- request parsing
-
-
-def _validate(model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False)
-        for err in errors:
-            err["loc"] = ("body", *err.get("loc", ()))
-        raise RequestValidationError(errors) from None
 
 
 async def _json_body(request: Request, limit: int) -> Any:
@@ -182,7 +170,7 @@ async def search_image(request: Request, svc: SearchDep, settings: SettingsDep) 
     api = settings.api
     if is_multipart(request):
         data, fields = await read_photo_form(request, api, max_fields=64)
-        opts = _validate(ImageOptions, fields)
+        opts = validate_body(ImageOptions, fields)
 
         def run_upload() -> SearchResponse:
             image = image_from_bytes(data, api)
@@ -197,7 +185,7 @@ async def search_image(request: Request, svc: SearchDep, settings: SettingsDep) 
 
         return await _run(run_upload)
     body = await _json_body(request, max_base64_chars(api) + FORM_OVERHEAD)
-    req = _validate(ImageSearchRequest, body)
+    req = validate_body(ImageSearchRequest, body)
 
     def run_json() -> SearchResponse:
         if req.item_id is not None:
@@ -243,7 +231,7 @@ async def search_compose(request: Request, svc: SearchDep, settings: SettingsDep
         data, fields = await read_photo_form(
             request, api, max_fields=64, list_fields=("wanted", "unwanted")
         )
-        opts = _validate(ComposeOptions, fields)
+        opts = validate_body(ComposeOptions, fields)
 
         def run_upload() -> SearchResponse:
             image = image_from_bytes(data, api)
@@ -251,7 +239,7 @@ async def search_compose(request: Request, svc: SearchDep, settings: SettingsDep
 
         return await _run(run_upload)
     body = await _json_body(request, max_base64_chars(api) + FORM_OVERHEAD)
-    req = _validate(ComposeRequest, body)
+    req = validate_body(ComposeRequest, body)
 
     def run_json() -> SearchResponse:
         if req.item_id is not None:
