@@ -120,6 +120,11 @@ class Backend:
         with _translate("cluster info"):
             return dict(self.client.info())
 
+    def cluster_health(self) -> JSON:
+        """``GET /_cluster/health`` now (no waiting; see :meth:`wait_for_health`)."""
+        with _translate("cluster health"):
+            return dict(self.client.cluster.health())
+
     def plugins(self) -> set[str]:
         with _translate("list plugins"):
             rows = self.client.cat.plugins(format="json")

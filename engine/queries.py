@@ -1,7 +1,7 @@
 """Pure builders of OpenSearch request bodies for product search (no I/O, no models).
 
 Every body the search service sends is built here and pinned by golden files
-(``tests/golden/*.json``, checked by ``tests/test_queries.py``). The stored search templates in
+(``tests/golden/*.json``, checked by ``tests/engine/test_queries.py``). The stored search templates in
 ``plugin_config/search_templates/`` render the same shapes for other stacks (the integration
 tests compare them with these builders).
 
@@ -25,6 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from engine.errors import ConfigError
+from engine.hybrid import normalization_processor
+from engine.hybrid import pipeline_weights as parse_pipeline_weights
 from engine.query_filters import DEFAULT_FLOOR as DEFAULT_FLOOR
 from engine.query_filters import RESULT_FIELDS as RESULT_FIELDS
 from engine.query_filters import (
@@ -249,19 +252,20 @@ def hybrid_pipeline_body(weights: Sequence[float]) -> JSON:
 
 
 def pipeline_weights(pipeline: Mapping[str, Any] | None) -> tuple[float, float] | None:
-    """The (bm25, vector) weights of a normalisation pipeline body, or None when absent."""
+    """The (bm25, vector) weights of a normalisation pipeline body, or None when absent.
+
+    Parsed by :func:`engine.hybrid.pipeline_weights` (the one parser); a processor without
+    weights, or with weights that parser rejects, combines with its default: equal weights."""
     if not pipeline:
         return None
-    for proc in pipeline.get("phase_results_processors", []) or []:
-        norm = proc.get("normalization-processor") if isinstance(proc, Mapping) else None
-        if not isinstance(norm, Mapping):
-            continue
-        params = (norm.get("combination") or {}).get("parameters") or {}
-        weights = params.get("weights")
-        if isinstance(weights, list) and len(weights) == 2:
-            return float(weights[0]), float(weights[1])
+    try:
+        normalization_processor(pipeline)
+    except ConfigError:
+        return None
+    try:
+        return parse_pipeline_weights(pipeline).as_tuple()
+    except ConfigError:
         return 0.5, 0.5  # the processor's default: equal weights
-    return None
 
 
 def bm25_scores_body(text: str, ids: Sequence[str], filters: Filters = Filters()) -> JSON:

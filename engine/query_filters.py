@@ -92,6 +92,23 @@ def _terms(field_name: str, values: Sequence[str]) -> JSON:
     return {"terms": {field_name: vals}}
 
 
+def range_clause(field_name: str, gte: Any = None, lte: Any = None) -> JSON | None:
+    """``{"range": {field: {"gte": .., "lte": ..}}}`` with the bounds given; None without any."""
+    if gte is None and lte is None:
+        return None
+    rng: JSON = {}
+    if gte is not None:
+        rng["gte"] = gte
+    if lte is not None:
+        rng["lte"] = lte
+    return {"range": {field_name: rng}}
+
+
+def ids_clause(ids: Sequence[str]) -> JSON:
+    """Documents with these ``_id`` values (for ``must_not``: exclude them)."""
+    return {"ids": {"values": list(ids)}}
+
+
 def filter_clauses(f: Filters) -> list[JSON]:
     """The positive hard-filter clauses (empty list when there are none)."""
     out: list[JSON] = []
@@ -103,20 +120,20 @@ def filter_clauses(f: Filters) -> list[JSON]:
         out.append(_terms("colours", f.colour))
     if f.brand:
         out.append(_terms("brand", f.brand))
-    if f.min_price is not None or f.max_price is not None:
-        rng: JSON = {}
-        if f.min_price is not None:
-            rng["gte"] = float(f.min_price)
-        if f.max_price is not None:
-            rng["lte"] = float(f.max_price)
-        out.append({"range": {"price": rng}})
+    price = range_clause(
+        "price",
+        None if f.min_price is None else float(f.min_price),
+        None if f.max_price is None else float(f.max_price),
+    )
+    if price is not None:
+        out.append(price)
     if f.in_stock is not None:
         out.append({"term": {"in_stock": bool(f.in_stock)}})
     return out
 
 
 def must_not_clauses(f: Filters) -> list[JSON]:
-    return [{"ids": {"values": list(f.exclude_ids)}}] if f.exclude_ids else []
+    return [ids_clause(f.exclude_ids)] if f.exclude_ids else []
 
 
 def filter_query(f: Filters) -> JSON | None:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from engine.catalog import Product
+from engine.catalog.gender import gender_ok
 from engine.errors import InvalidInput
 from evaluation.datasets import known
 
@@ -65,13 +66,6 @@ def _norm(value: str | None) -> str | None:
 def pattern_of(p: Product) -> str | None:
     """The item's pattern (``attributes["Pattern"]``), or None when unknown."""
     return known(p.attributes.get("Pattern"))
-
-
-def _gender_ok(query_gender: str | None, item_gender: str | None) -> bool:
-    if query_gender is None:
-        return True
-    q, g = query_gender.lower(), (_norm(item_gender) or "")
-    return g == q or (g == "unisex" and q in ("men", "women"))
 
 
 def _per_type_cap(n: int, max_share_per_type: float | None) -> int:
@@ -185,19 +179,15 @@ def _graded(
     type_ok = a.article_type == article_type
     colour_ok = a.colour == colour
     pattern_ok = pattern is None or a.pattern == pattern
-    gender_ok = (
-        gender is None
-        or a.gender == gender
-        or (a.gender == "unisex" and gender in ("men", "women"))
-    )
+    gender_fits = gender_ok(gender, a.gender)
     if type_ok and colour_ok:
-        if not gender_ok:
+        if not gender_fits:
             return 1
         return 3 if pattern_ok else 2
-    if type_ok and pattern_ok and gender_ok:
+    if type_ok and pattern_ok and gender_fits:
         return 1  # right kind of item, wrong colour
     same_sub = sub_category is not None and not type_ok and a.sub_category == sub_category
-    if same_sub and colour_ok and pattern_ok and gender_ok:
+    if same_sub and colour_ok and pattern_ok and gender_fits:
         return 1
     return 0
 
@@ -378,7 +368,7 @@ def visual_gain(source: Product, p: Product) -> int:
         return 0
     gain = 1
     sg = _norm(source.gender)
-    if sg is not None and _gender_ok(sg, p.gender):
+    if sg is not None and gender_ok(sg, p.gender):
         gain += 1
     sp = _norm(pattern_of(source))
     if sp is not None and sp == _norm(pattern_of(p)):

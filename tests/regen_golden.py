@@ -5,7 +5,7 @@ Review ``git diff tests/golden`` afterwards: every change there is a change of a
 
 from __future__ import annotations
 
-from tests.test_queries import CASES, GOLDEN_DIR, golden_path, render
+from tests.engine.test_queries import CASES, GOLDEN_DIR, golden_path, render
 
 
 def main() -> int:

@@ -1,4 +1,11 @@
-"""App factory + lifespan. ``create_app(settings)``; routers are added per feature."""
+"""The composition root: ``create_app(settings)`` builds the services once in the lifespan and
+includes every router.
+
+The lifespan builds the tuning store, the search service and the complete-the-look service over
+one backend; the models they need (the joint model, the compatibility model) load on first use,
+so the API starts fast. ``loaders`` replaces a model loader (``joint``, ``compat``) or a service
+(``search_service``, ``looks_service``, ``tuning``): tests inject fakes that way.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from engine.api.errors import install_error_handlers
-from engine.api.routers import health
-from engine.api.state import AppState
+from engine.api.routers import admin, health, looks, search
+from engine.api.state import SERVICE_NAMES, AppState
 from engine.backend import Backend
+from engine.errors import ModelUnavailable
+from engine.looks.service import LookService
+from engine.search.quality import QualityRerank
+from engine.search.service import SearchService
 from engine.settings import Settings
+from engine.tuning.weights import TuningStore
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +45,44 @@ def default_loaders(settings: Settings) -> dict[str, Callable[[], Any]]:
             logger.info("joint model backbones: %s", model.accelerate(settings.models.num_threads))
         return model
 
-    return {"joint": joint}
+    def compat() -> Any:
+        """The compatibility model, or None when none is trained (looks-only answers)."""
+        from engine.looks.compat import CompatModel
+
+        try:
+            return CompatModel.load(settings.models.compat_path, device="cpu")
+        except ModelUnavailable as exc:
+            logger.warning("complete-the-look without the compatibility model: %s", exc.message)
+            return None
+
+    return {"joint": joint, "compat": compat}
+
+
+def build_services(state: AppState, overrides: dict[str, Callable[[], Any]]) -> None:
+    """The services, each built once (cheap: models load on first use); ``overrides``: service
+    name -> factory of a stand-in."""
+    settings, backend = state.settings, state.backend
+    for name, factory in overrides.items():
+        state.put(name, factory())
+    if "tuning" not in overrides:
+        state.tuning = TuningStore(backend, settings.cluster)
+    if "search_service" not in overrides:
+        state.search = SearchService.from_settings(
+            settings,
+            backend,
+            model=lambda: state.model("joint"),
+            # the merchandiser's live LTR blend (PUT /admin/weights) re-ranks every result list;
+            # read through the state, so a replaced tuning store is the one asked
+            quality=QualityRerank(lambda: state.tuning.blend()),
+        )
+    if "looks_service" not in overrides:
+        state.looks = LookService(
+            backend,
+            products_index=settings.cluster.products_index,
+            looks_index=settings.cluster.looks_index,
+            model_loader=lambda: state.model("compat"),
+            joint_loader=lambda: state.model("joint"),
+        )
 
 
 def create_app(
@@ -41,12 +90,18 @@ def create_app(
     backend: Backend | None = None,
     loaders: dict[str, Callable[[], Any]] | None = None,
 ) -> FastAPI:
+    given = dict(loaders or {})
+    services = {k: v for k, v in given.items() if k in SERVICE_NAMES}
+    models = {k: v for k, v in given.items() if k not in SERVICE_NAMES}
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         be = backend or Backend.from_settings(settings)
-        app.state.outfit = AppState(
-            settings=settings, backend=be, loaders={**default_loaders(settings), **(loaders or {})}
+        state = AppState(
+            settings=settings, backend=be, loaders={**default_loaders(settings), **models}
         )
+        build_services(state, services)
+        app.state.outfit = state
         yield
 
     app = FastAPI(
@@ -57,19 +112,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(health.router)
-    for module_name in ("search", "looks", "admin"):
-        _include_optional(app, module_name)
+    app.include_router(search.router)
+    app.include_router(looks.router)
+    app.include_router(admin.router)
     return app
-
-
-def _include_optional(app: FastAPI, module_name: str) -> None:
-    """Feature routers live in engine.api.routers.<name> and expose ``router``."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"engine.api.routers.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"engine.api.routers.{module_name}":
-            return
-        raise
-    app.include_router(module.router)

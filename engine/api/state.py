@@ -1,26 +1,44 @@
-"""What the service holds for its lifetime: settings, the backend, lazily loaded models."""
+"""What the service holds for its lifetime: settings, the backend, the services built once at
+startup (:func:`engine.api.app.create_app`'s lifespan) and the models they load on first use."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.backend import Backend
 from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.looks.service import LookService
+    from engine.search.service import SearchService
+    from engine.tuning.weights import TuningStore
+
+# loader names that stand for a service rather than a model (``create_app(loaders=...)``)
+SERVICE_NAMES: dict[str, str] = {
+    "search_service": "search",
+    "looks_service": "looks",
+    "tuning": "tuning",
+}
 
 
 @dataclass
 class AppState:
     settings: Settings
     backend: Backend
-    # name -> loader; loaded once on first use (models are heavy: never at import time)
+    # model name -> loader; loaded once on first use (models are heavy: never at startup)
     loaders: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    # the services, set by the lifespan (a test may put a stand-in, see :meth:`put`)
+    search: SearchService = field(init=False)
+    looks: LookService = field(init=False)
+    tuning: TuningStore = field(init=False)
     _loaded: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, name: str) -> Any:
+    def model(self, name: str) -> Any:
+        """The model ``name``, loaded by its loader on the first call (KeyError: no loader)."""
         if name in self._loaded:
             return self._loaded[name]
         with self._lock:
@@ -31,4 +49,8 @@ class AppState:
             return self._loaded[name]
 
     def put(self, name: str, value: Any) -> None:
-        self._loaded[name] = value
+        """Replace a service (``search_service``, ``looks_service``, ``tuning``) or a model."""
+        if name in SERVICE_NAMES:
+            setattr(self, SERVICE_NAMES[name], value)
+        else:
+            self._loaded[name] = value

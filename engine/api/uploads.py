@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from engine.errors import InvalidInput, PayloadTooLarge
@@ -19,6 +21,19 @@ from engine.settings import ApiSettings
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and form fields around the photo
 PHOTO_PARTS = ("file", "image")
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_body(model: type[M], data: Any) -> M:
+    """``data`` (a parsed JSON body or form fields) as ``model``; invalid -> the same 422 as
+    FastAPI's own body validation (errors located under ``body``)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        for err in errors:
+            err["loc"] = ("body", *err.get("loc", ()))
+        raise RequestValidationError(errors) from None
 
 
 def is_multipart(request: Request) -> bool:

@@ -19,6 +19,7 @@ a slot with no candidate is an empty list, never an error.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,12 @@ import numpy as np
 
 from engine.backend import Backend
 from engine.errors import ClusterRequestError, InvalidInput, ModelUnavailable, NotFound
+from engine.look_queries import (
+    knn_products_query,
+    looks_with_item_query,
+    product_filters,
+    similar_look_items_query,
+)
 from engine.looks.compat import CompatModel
 from engine.looks.slots import (
     SLOTS,
@@ -35,16 +42,7 @@ from engine.looks.slots import (
     slot_for_fields,
     validate_slot,
 )
-from engine.looks.store import (
-    CANDIDATE_EXCLUDES,
-    PRODUCT_EXCLUDES,
-    item_vector,
-    knn_products_query,
-    looks_with_item_query,
-    product_filters,
-    public_look,
-    similar_look_items_query,
-)
+from engine.looks.store import CANDIDATE_EXCLUDES, PRODUCT_EXCLUDES, item_vector, public_look
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +173,7 @@ class LookService:
         looks_index: str,
         model: CompatModel | None = None,
         joint_loader: Callable[[], Any] | None = None,
+        model_loader: Callable[[], CompatModel | None] | None = None,
         pool_size: int = 100,
         look_k: int = 30,
         look_weight: float = 1.0,
@@ -183,13 +182,29 @@ class LookService:
         self.backend = backend
         self.products_index = products_index
         self.looks_index = looks_index
-        self.model = model
+        self._model = model
+        self._model_loader = model_loader  # the compatibility model, loaded on first use
+        self._model_lock = threading.Lock()
         self.joint_loader = joint_loader
         self.pool_size = pool_size
         self.look_k = look_k
         self.look_weight = look_weight
         self.mmr_lambda = mmr_lambda
         self._warned = False
+
+    @property
+    def model(self) -> CompatModel | None:
+        """The compatibility model (None: looks-only answers); ``model_loader`` runs once."""
+        if self._model_loader is not None:
+            with self._model_lock:
+                if self._model_loader is not None:
+                    self._model = self._model_loader()
+                    self._model_loader = None
+        return self._model
+
+    @model.setter
+    def model(self, value: CompatModel | None) -> None:
+        self._model, self._model_loader = value, None
 
     # ------------------------------------------------------------------ looks
     def get_look(self, look_id: str) -> JSON:

@@ -166,35 +166,31 @@ class OnnxTextEncoder:
         return cls(encoder, _session(path, threads))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from engine.models.encoders import TEXT_FEATURE_DIM
+        from engine.models.encoders import encode_by_length
 
-        if len(texts) == 0:
-            return np.zeros((0, TEXT_FEATURE_DIM), dtype=np.float32)
+        return encode_by_length(texts, self.encoder.batch_size, self._encode_batch)
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
         enc = self.encoder
-        order = np.argsort([len(t) for t in texts])
-        out = np.zeros((len(texts), TEXT_FEATURE_DIM), dtype=np.float32)
-        for start in range(0, len(texts), enc.batch_size):
-            idx = order[start : start + enc.batch_size]
-            tok = enc.tokenizer(
-                [str(texts[i]) for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=enc.max_length,
-                return_tensors="np",
-            )
-            feeds = {
-                "input_ids": tok["input_ids"].astype(np.int64),
-                "attention_mask": tok["attention_mask"].astype(np.int64),
-                "token_type_ids": tok.get("token_type_ids", np.zeros_like(tok["input_ids"])).astype(
-                    np.int64
-                ),
-            }
-            hidden = self.session.run(None, feeds)[0]
-            mask = feeds["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[idx] = pooled / np.clip(norms, 1e-12, None)
-        return out
+        tok = enc.tokenizer(
+            batch,
+            padding=True,
+            truncation=True,
+            max_length=enc.max_length,
+            return_tensors="np",
+        )
+        feeds = {
+            "input_ids": tok["input_ids"].astype(np.int64),
+            "attention_mask": tok["attention_mask"].astype(np.int64),
+            "token_type_ids": tok.get("token_type_ids", np.zeros_like(tok["input_ids"])).astype(
+                np.int64
+            ),
+        }
+        hidden = self.session.run(None, feeds)[0]
+        mask = feeds["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return pooled / np.clip(norms, 1e-12, None)  # type: ignore[no-any-return]
 
 
 def runtime_label(image_backbone: Any, text_backbone: Any) -> str:

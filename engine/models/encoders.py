@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,23 +177,31 @@ class TextEncoder:
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(N, 384) float32, L2-normalised."""
-        if len(texts) == 0:
-            return np.zeros((0, TEXT_FEATURE_DIM), dtype=np.float32)
-        # Sort by length so batches pad little; restore the order at the end.
-        order = np.argsort([len(t) for t in texts])
-        out = np.zeros((len(texts), TEXT_FEATURE_DIM), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            enc = self.tokenizer(
-                [str(texts[i]) for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="pt",
-            ).to(self.device)
-            hidden = self.model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out[idx] = pooled.float().cpu().numpy()
-        return out
+        return encode_by_length(texts, self.batch_size, self._encode_batch)
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        enc = self.tokenizer(
+            batch,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(self.device)
+        hidden = self.model(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled.float().cpu().numpy()  # type: ignore[no-any-return]
+
+
+def encode_by_length(
+    texts: Sequence[str], batch_size: int, encode_batch: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    """(N, 384) float32: ``encode_batch`` over batches of texts sorted by length (batches pad
+    little), rows back in the order of ``texts``. Used by the torch and the ONNX text encoders."""
+    out = np.zeros((len(texts), TEXT_FEATURE_DIM), dtype=np.float32)
+    order = np.argsort([len(t) for t in texts])
+    for start in range(0, len(texts), batch_size):
+        idx = order[start : start + batch_size]
+        out[idx] = encode_batch([str(texts[i]) for i in idx])
+    return out

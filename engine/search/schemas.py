@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.hybrid import HybridWeights, normalise_relative
 from engine.queries import Filters
 
 MAX_SIZE = 100
@@ -78,25 +79,6 @@ class FilterSpec(BaseModel):
         )
 
 
-class HybridWeights(BaseModel):
-    """Per-request weights of the hybrid combination (normalised to sum to 1)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bm25: float = Field(ge=0, le=1000)
-    vector: float = Field(ge=0, le=1000)
-
-    @model_validator(mode="after")
-    def _positive(self) -> HybridWeights:
-        if self.bm25 + self.vector <= 0:
-            raise ValueError("at least one weight must be positive")
-        return self
-
-    def as_tuple(self) -> tuple[float, float]:
-        total = self.bm25 + self.vector
-        return self.bm25 / total, self.vector / total
-
-
 class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -111,8 +93,15 @@ class TextSearchRequest(_Common):
     query: str = Field(min_length=1, max_length=MAX_TEXT, examples=["red dresses"])
     mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
     weights: HybridWeights | None = Field(
-        default=None, description="override the installed pipeline's weights for this request"
+        default=None,
+        description="override the installed pipeline's weights for this request (relative: "
+        "each in [0, 1000], not both 0; normalised to sum to 1)",
     )
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _relative_weights(cls, v: Any) -> Any:
+        return normalise_relative(v)
 
     @field_validator("query")
     @classmethod

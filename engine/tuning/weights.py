@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.backend import Backend
 from engine.errors import (
@@ -37,15 +36,18 @@ from engine.errors import (
     InvalidInput,
     NotFound,
 )
+from engine.hybrid import SUM_TOLERANCE as SUM_TOLERANCE
+from engine.hybrid import WEIGHT_NAMES as WEIGHT_NAMES
+from engine.hybrid import HybridWeights as HybridWeights
+from engine.hybrid import normalization_processor
+from engine.hybrid import pipeline_weights as pipeline_weights
 from engine.ltr.rerank import DEFAULT_LTR_WEIGHT, DEFAULT_TOP_N, MAX_TOP_N, RerankBlend
 from engine.settings import ClusterSettings
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_NAMES: tuple[str, ...] = ("bm25", "vector")  # the hybrid query's sub-query order
 TUNED_MARK = "outfit_tuned_weights"
 _TUNED_RE = re.compile(r"\s*\[" + TUNED_MARK + r"=[^\]]*\]")
-SUM_TOLERANCE = 1e-6
 KIND = "tuning"
 DEFAULT_BLEND_TTL_S = 10.0
 
@@ -53,45 +55,6 @@ Action = Literal["baseline", "observed", "set", "rollback"]
 
 
 # --------------------------------------------------------------------------- validated values
-
-
-class HybridWeights(BaseModel):
-    """Hybrid score weights: each finite and in [0, 1], summing to 1."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    bm25: float = Field(ge=0.0, le=1.0, allow_inf_nan=False, description="BM25 sub-query weight")
-    vector: float = Field(ge=0.0, le=1.0, allow_inf_nan=False, description="k-NN weight")
-
-    @model_validator(mode="after")
-    def _sums_to_one(self) -> HybridWeights:
-        total = self.bm25 + self.vector
-        if abs(total - 1.0) > SUM_TOLERANCE:
-            raise ValueError(f"weights must sum to 1 (got {total:g})")
-        return self
-
-    def as_list(self) -> list[float]:
-        return [self.bm25, self.vector]
-
-    @classmethod
-    def from_list(cls, values: Any) -> HybridWeights:
-        if not isinstance(values, list) or len(values) != len(WEIGHT_NAMES):
-            raise ConfigError(
-                f"hybrid pipeline weights must be a list of {len(WEIGHT_NAMES)} numbers "
-                f"({', '.join(WEIGHT_NAMES)}), found {values!r}"
-            )
-        try:
-            return cls.model_validate(
-                {n: float(v) for n, v in zip(WEIGHT_NAMES, values, strict=True)}, strict=False
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"hybrid pipeline has invalid weights {values!r}: {exc}") from exc
-
-    def close_to(self, other: HybridWeights) -> bool:
-        return all(
-            math.isclose(a, b, abs_tol=1e-9)
-            for a, b in zip(self.as_list(), other.as_list(), strict=True)
-        )
 
 
 class BlendSettings(BaseModel):
@@ -181,19 +144,6 @@ def parse_blend_patch(values: Mapping[str, Any]) -> BlendPatch:
 # --------------------------------------------------------------------------- pipeline bodies
 
 
-def _normalization(body: Mapping[str, Any]) -> dict[str, Any]:
-    for proc in body.get("phase_results_processors") or []:
-        if isinstance(proc, dict) and isinstance(proc.get("normalization-processor"), dict):
-            return proc["normalization-processor"]  # type: ignore[no-any-return]
-    raise ConfigError("search pipeline has no normalization-processor")
-
-
-def pipeline_weights(body: Mapping[str, Any]) -> HybridWeights:
-    """The ``[bm25, vector]`` weights of a hybrid pipeline body."""
-    comb = _normalization(body).get("combination") or {}
-    return HybridWeights.from_list((comb.get("parameters") or {}).get("weights"))
-
-
 def tuned_version(body: Mapping[str, Any]) -> str | None:
     """The tuning marker's value (``vN``) when the pipeline was tuned, else None."""
     m = re.search(r"\[" + TUNED_MARK + r"=([^\]]*)\]", str(body.get("description", "")))
@@ -207,7 +157,7 @@ def is_tuned(body: Mapping[str, Any] | None) -> bool:
 def with_weights(body: Mapping[str, Any], weights: HybridWeights, version: int) -> dict[str, Any]:
     """A copy of the pipeline body with new weights and the tuned marker ``vN``."""
     out = copy.deepcopy(dict(body))
-    norm = _normalization(out)
+    norm = normalization_processor(out)
     comb = norm.setdefault("combination", {"technique": "arithmetic_mean"})
     comb.setdefault("parameters", {})["weights"] = weights.as_list()
     desc = _TUNED_RE.sub("", str(out.get("description", ""))).strip()
@@ -229,7 +179,7 @@ def preserve_tuned_weights(
         return out
     try:
         old = pipeline_weights(current)
-        _normalization(out)
+        normalization_processor(out)
         pipeline_weights(out)
     except ConfigError as exc:
         logger.warning("cannot keep the tuned hybrid weights (%s): installing the defaults", exc)
@@ -473,14 +423,3 @@ class TuningStore:
 
 def _doc_id(version: int) -> str:
     return f"{KIND}-{version:010d}"
-
-
-def tuning_store(state: Any, blend_ttl_s: float = DEFAULT_BLEND_TTL_S) -> TuningStore:
-    """The service-wide store held by the API's AppState (one blend cache per process)."""
-    try:
-        store: TuningStore = state.get("tuning")
-        return store
-    except KeyError:
-        store = TuningStore(state.backend, state.settings.cluster, blend_ttl_s=blend_ttl_s)
-        state.put("tuning", store)
-        return store

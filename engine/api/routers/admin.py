@@ -13,15 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.api.deps import SettingsDep, StateDep
+from engine.api.deps import SettingsDep, TuningDep
 from engine.errors import AdminDisabled, Unauthorized
 from engine.tuning.weights import (
     BlendPatch,
     HybridWeights,
-    TuningStore,
     TuningVersion,
     TuningView,
-    tuning_store,
 )
 
 
@@ -45,13 +43,6 @@ def require_admin(
 AdminDep = Annotated[str, Depends(require_admin)]
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-
-
-def _store(state: StateDep) -> TuningStore:
-    return tuning_store(state)
-
-
-StoreDep = Annotated[TuningStore, Depends(_store)]
 
 
 class WeightsUpdate(BaseModel):
@@ -82,13 +73,13 @@ class History(BaseModel):
 
 
 @router.get("/weights", response_model=TuningView)
-def get_weights(actor: AdminDep, store: StoreDep) -> Any:
+def get_weights(actor: AdminDep, store: TuningDep) -> Any:
     """What is live: the pipeline's hybrid weights and the re-rank blend."""
     return store.current()
 
 
 @router.put("/weights", response_model=TuningVersion)
-def put_weights(body: WeightsUpdate, actor: AdminDep, store: StoreDep) -> Any:
+def put_weights(body: WeightsUpdate, actor: AdminDep, store: TuningDep) -> Any:
     """Change the hybrid weights and/or the blend; effective on the next query (blend: within
     the cache TTL). Returns the new version."""
     return store.update(body.hybrid, body.rerank, actor=actor, comment=body.comment)
@@ -96,14 +87,14 @@ def put_weights(body: WeightsUpdate, actor: AdminDep, store: StoreDep) -> Any:
 
 @router.get("/weights/history", response_model=History)
 def weights_history(
-    actor: AdminDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    actor: AdminDep, store: TuningDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> Any:
     """Recorded versions, newest first."""
     return History(versions=store.history(limit))
 
 
 @router.post("/weights/rollback", response_model=TuningVersion)
-def rollback_weights(actor: AdminDep, store: StoreDep, body: RollbackRequest | None = None) -> Any:
+def rollback_weights(actor: AdminDep, store: TuningDep, body: RollbackRequest | None = None) -> Any:
     """Re-apply an earlier version (default: the one before the newest) as a new version."""
     req = body or RollbackRequest()
     return store.rollback(req.version, actor=actor, comment=req.comment)

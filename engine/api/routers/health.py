@@ -19,7 +19,7 @@ def health(backend: BackendDep, settings: SettingsDep) -> dict[str, Any]:
     cluster: dict[str, Any]
     try:
         info = backend.info()
-        h = backend.client.cluster.health()
+        h = backend.cluster_health()
         cluster = {"status": h.get("status"), "version": info.get("version", {}).get("number")}
     except Exception as exc:  # noqa: BLE001 - health must answer whatever the cluster does
         cluster = {"status": "unreachable", "error": str(exc)}

@@ -16,22 +16,17 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from engine.api.deps import StateDep
-from engine.api.state import AppState
-from engine.api.uploads import FORM_OVERHEAD, is_multipart, read_photo_form
-from engine.errors import InvalidInput, ModelUnavailable, PayloadTooLarge
-from engine.looks.service import MAX_SIZE, CompleteRequest, LookFilters, LookService
+from engine.api.deps import LooksDep, SettingsDep
+from engine.api.uploads import FORM_OVERHEAD, is_multipart, read_photo_form, validate_body
+from engine.errors import InvalidInput, PayloadTooLarge
+from engine.looks.service import MAX_SIZE, CompleteRequest, LookFilters
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["complete the look"])
-
-COMPAT_KEY = "compat"
-SERVICE_KEY = "looks_service"
 
 
 class FiltersModel(BaseModel):
@@ -87,54 +82,6 @@ class CompleteBody(CompleteOptions):
         return self
 
 
-def _load_compat(state: AppState) -> Any:
-    """The compatibility model, or None when none is trained (looks-only answers)."""
-    try:
-        return state.get(COMPAT_KEY)
-    except KeyError:
-        pass
-    from engine.looks.compat import CompatModel
-
-    path = state.settings.models.compat_path
-    try:
-        model: Any = CompatModel.load(path, device="cpu")
-    except ModelUnavailable as exc:
-        logger.warning("complete-the-look without the compatibility model: %s", exc.message)
-        model = None
-    state.put(COMPAT_KEY, model)
-    return model
-
-
-def get_service(state: AppState) -> LookService:
-    """The service registered as ``looks_service`` (tests, custom indices), else one over the
-    configured products and looks indices."""
-    try:
-        svc: LookService = state.get(SERVICE_KEY)
-        return svc
-    except KeyError:
-        pass
-    settings = state.settings
-    svc = LookService(
-        state.backend,
-        products_index=settings.cluster.products_index,
-        looks_index=settings.cluster.looks_index,
-        model=_load_compat(state),
-        joint_loader=lambda: state.get("joint"),
-    )
-    state.put(SERVICE_KEY, svc)
-    return svc
-
-
-def _validate(model: type[BaseModel], data: Any) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False)
-        for err in errors:
-            err["loc"] = ("body", *err.get("loc", ()))
-        raise RequestValidationError(errors) from None
-
-
 def _request(opts: CompleteOptions, **query: Any) -> CompleteRequest:
     return CompleteRequest(
         query_slot=opts.query_slot,
@@ -178,13 +125,15 @@ def _body_doc() -> dict[str, Any]:
         422: {"description": "invalid request or image"},
     },
 )
-async def complete_the_look(request: Request, state: StateDep) -> dict[str, Any]:
+async def complete_the_look(
+    request: Request, svc: LooksDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Look-based candidates (looks holding the item or a similar one) merged with the type-aware
     compatibility model's candidates (k-NN on a partner prototype, re-scored in the pair's
     subspace), filtered, diversified per slot (MMR) and explained."""
     from engine.search.inputs import image_from_base64, image_from_bytes
 
-    api = state.settings.api
+    api = settings.api
     if is_multipart(request):
         data, fields = await read_photo_form(
             request,
@@ -194,11 +143,11 @@ async def complete_the_look(request: Request, state: StateDep) -> dict[str, Any]
             json_fields=("filters", "size_per_slot"),
             limit_details=False,
         )
-        opts = _validate(CompleteOptions, fields)
+        opts = validate_body(CompleteOptions, fields)
 
         def run_upload() -> dict[str, Any]:
             image = image_from_bytes(data, api)
-            return get_service(state).complete(_request(opts, image=image))
+            return svc.complete(_request(opts, image=image))
 
         return await run_in_threadpool(run_upload)
     raw = await request.body()
@@ -211,7 +160,7 @@ async def complete_the_look(request: Request, state: StateDep) -> dict[str, Any]
         payload = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
-    body: CompleteBody = _validate(CompleteBody, payload)
+    body: CompleteBody = validate_body(CompleteBody, payload)
 
     def run_json() -> dict[str, Any]:
         if body.item_id is not None:
@@ -219,7 +168,7 @@ async def complete_the_look(request: Request, state: StateDep) -> dict[str, Any]
         else:
             assert body.base64 is not None
             req = _request(body, image=image_from_base64(body.base64, api))
-        return get_service(state).complete(req)
+        return svc.complete(req)
 
     return await run_in_threadpool(run_json)
 
@@ -229,5 +178,5 @@ async def complete_the_look(request: Request, state: StateDep) -> dict[str, Any]
     summary="A stored look with its items",
     responses={404: {"description": "unknown look id"}},
 )
-def get_look(look_id: str, state: StateDep) -> dict[str, Any]:
-    return get_service(state).get_look(look_id)
+def get_look(look_id: str, svc: LooksDep) -> dict[str, Any]:
+    return svc.get_look(look_id)

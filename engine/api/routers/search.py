@@ -13,21 +13,20 @@ import json
 import logging
 from collections.abc import Callable
 from copy import deepcopy
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from PIL import Image
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from engine.api.deps import StateDep
-from engine.api.state import AppState
+from engine.api.deps import SearchDep, SettingsDep
 from engine.api.uploads import (
     FORM_OVERHEAD,
     check_content_length,
     is_multipart,
     read_photo_form,
+    validate_body,
 )
 from engine.errors import InvalidInput, PayloadTooLarge
 from engine.search.inputs import (
@@ -36,7 +35,6 @@ from engine.search.inputs import (
     image_from_url,
     max_base64_chars,
 )
-from engine.search.quality import QualityRerank
 from engine.search.schemas import (
     ComposeOptions,
     ComposeRequest,
@@ -47,31 +45,11 @@ from engine.search.schemas import (
     TextSearchRequest,
 )
 from engine.search.service import SearchService
-from engine.tuning.weights import tuning_store
+from engine.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/search", tags=["search"])
-
-SERVICE_KEY = "search_service"
-M = TypeVar("M", bound=BaseModel)
-
-
-def get_service(state: AppState) -> SearchService:
-    """One service per app (it caches query vectors and the pipeline weights)."""
-    try:
-        svc: SearchService = state.get(SERVICE_KEY)
-        return svc
-    except KeyError:
-        svc = SearchService.from_settings(
-            state.settings,
-            state.backend,
-            model=lambda: state.get("joint"),
-            # the merchandiser's live LTR blend (PUT /admin/weights) re-ranks every result list
-            quality=QualityRerank(tuning_store(state).blend),
-        )
-        state.put(SERVICE_KEY, svc)
-        return svc
 
 
 # --------------------------------------------------------------------------- OpenAPI helpers
@@ -122,16 +100,6 @@ def _body_doc(json_model: type[BaseModel], options: type[BaseModel]) -> dict[str
 # --------------------------------------------------------------------------- request parsing
 
 
-def _validate(model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False)
-        for err in errors:
-            err["loc"] = ("body", *err.get("loc", ()))
-        raise RequestValidationError(errors) from None
-
-
 async def _json_body(request: Request, limit: int) -> Any:
     check_content_length(request, limit)
     raw = await request.body()
@@ -149,9 +117,8 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
 
 
-def _load_image(source: ImageSource, state: AppState) -> Image.Image | None:
+def _load_image(source: ImageSource, api: ApiSettings) -> Image.Image | None:
     """The photo of a JSON request (None when it names a catalog item)."""
-    api = state.settings.api
     if source.base64 is not None:
         return image_from_base64(source.base64, api)
     if source.url is not None:
@@ -172,11 +139,11 @@ async def _run(fn: Callable[[], SearchResponse]) -> SearchResponse:
     summary="Search products with words (hybrid BM25 + vector)",
     responses={422: {"description": "invalid request"}, 503: {"description": "unavailable"}},
 )
-def search_text(req: TextSearchRequest, state: StateDep) -> SearchResponse:
+def search_text(req: TextSearchRequest, svc: SearchDep) -> SearchResponse:
     """BM25 over title, type, colour, attributes, brand and description plus k-NN on the joint
     text vector, combined by the installed hybrid pipeline (``weights`` overrides it for this
     request). ``mode`` = ``bm25`` or ``vector`` runs one side alone."""
-    return get_service(state).text_search(
+    return svc.text_search(
         req.query,
         req.filters.to_filters(),
         size=req.size,
@@ -196,17 +163,17 @@ def search_text(req: TextSearchRequest, state: StateDep) -> SearchResponse:
         422: {"description": "not an image / invalid request"},
     },
 )
-async def search_image(request: Request, state: StateDep) -> SearchResponse:
+async def search_image(request: Request, svc: SearchDep, settings: SettingsDep) -> SearchResponse:
     """The photo's joint embedding; its article type predicted by the classifier fused with a
     similarity-weighted vote of its nearest catalog photos; k-NN restricted to that type when
     confident (``category=off`` disables); optional Hamming coarse pass (``coarse``)."""
-    svc = get_service(state)
+    api = settings.api
     if is_multipart(request):
-        data, fields = await read_photo_form(request, state.settings.api, max_fields=64)
-        opts = _validate(ImageOptions, fields)
+        data, fields = await read_photo_form(request, api, max_fields=64)
+        opts = validate_body(ImageOptions, fields)
 
         def run_upload() -> SearchResponse:
-            image = image_from_bytes(data, state.settings.api)
+            image = image_from_bytes(data, api)
             return svc.image_search(
                 image,
                 opts.filters.to_filters(),
@@ -217,8 +184,8 @@ async def search_image(request: Request, state: StateDep) -> SearchResponse:
             )
 
         return await _run(run_upload)
-    body = await _json_body(request, max_base64_chars(state.settings.api) + FORM_OVERHEAD)
-    req = _validate(ImageSearchRequest, body)
+    body = await _json_body(request, max_base64_chars(api) + FORM_OVERHEAD)
+    req = validate_body(ImageSearchRequest, body)
 
     def run_json() -> SearchResponse:
         if req.item_id is not None:
@@ -230,7 +197,7 @@ async def search_image(request: Request, state: StateDep) -> SearchResponse:
                 coarse=req.coarse,
                 explain=req.explain,
             )
-        image = _load_image(req, state)
+        image = _load_image(req, api)
         assert image is not None
         return svc.image_search(
             image,
@@ -254,30 +221,30 @@ async def search_image(request: Request, state: StateDep) -> SearchResponse:
         422: {"description": "not an image / invalid request"},
     },
 )
-async def search_compose(request: Request, state: StateDep) -> SearchResponse:
+async def search_compose(request: Request, svc: SearchDep, settings: SettingsDep) -> SearchResponse:
     """``q = normalize(f_image + w f_text(wanted) - w_neg f_text(unwanted))``; words that name
     attribute values (colours, patterns, sleeve lengths, necks, types) also softly filter:
     similarity x P(wanted value) x (1 - P(unwanted value)). ``text`` is parsed into wanted and
     unwanted words ("this shirt but in black, not striped")."""
-    svc = get_service(state)
+    api = settings.api
     if is_multipart(request):
         data, fields = await read_photo_form(
-            request, state.settings.api, max_fields=64, list_fields=("wanted", "unwanted")
+            request, api, max_fields=64, list_fields=("wanted", "unwanted")
         )
-        opts = _validate(ComposeOptions, fields)
+        opts = validate_body(ComposeOptions, fields)
 
         def run_upload() -> SearchResponse:
-            image = image_from_bytes(data, state.settings.api)
+            image = image_from_bytes(data, api)
             return _compose(svc, opts, image=image)
 
         return await _run(run_upload)
-    body = await _json_body(request, max_base64_chars(state.settings.api) + FORM_OVERHEAD)
-    req = _validate(ComposeRequest, body)
+    body = await _json_body(request, max_base64_chars(api) + FORM_OVERHEAD)
+    req = validate_body(ComposeRequest, body)
 
     def run_json() -> SearchResponse:
         if req.item_id is not None:
             return _compose(svc, req, item_id=req.item_id)
-        return _compose(svc, req, image=_load_image(req, state))
+        return _compose(svc, req, image=_load_image(req, api))
 
     return await _run(run_json)
 

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.catalog import Product
+from engine.catalog.gender import gender_ok
 from engine.ltr.features import Candidate, doc_from_product, effective_price, to_float
 
 SIMULATED = "SIMULATED"
@@ -74,14 +75,6 @@ def is_heldout(query_id: str, share: float = 0.3) -> bool:
     return int(hashlib.sha1(query_id.encode()).hexdigest(), 16) % 1000 < round(share * 1000)
 
 
-def _gender_ok(query_gender: str | None, item_gender: str | None) -> bool:
-    if query_gender is None:
-        return True
-    g = (_known(item_gender) or "").lower()
-    q = query_gender.lower()
-    return g == q or (g == "unisex" and q in ("men", "women"))
-
-
 def relevance_grade(query: SimQuery, product: Product) -> int:
     """Attribute relevance 0..3 of a product for a simulated query.
 
@@ -91,16 +84,16 @@ def relevance_grade(query: SimQuery, product: Product) -> int:
     """
     same_type = (_known(product.article_type) or "").lower() == query.article_type.lower()
     same_colour = (_known(product.base_colour) or "").lower() == query.colour.lower()
-    gender_ok = _gender_ok(query.gender, product.gender)
+    gender_fits = gender_ok(query.gender, product.gender)
     if same_type and same_colour:
-        return 3 if gender_ok else 2
-    if same_type and gender_ok:
+        return 3 if gender_fits else 2
+    if same_type and gender_fits:
         return 1
     same_sub = (
         query.sub_category is not None
         and (_known(product.sub_category) or "").lower() == query.sub_category.lower()
     )
-    if same_sub and same_colour and gender_ok:
+    if same_sub and same_colour and gender_fits:
         return 1
     return 0
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from engine.catalog import Product, is_test_id
+from engine.catalog.gender import UNISEX_SERVES_LOOKS, gender_ok
 from engine.looks.format import Look, LookItem
 from engine.looks.slots import conflicts, look_slot
 from engine.train.datagen.style_notes import Mention, mine_note
@@ -32,12 +33,6 @@ MAX_ACCESSORIES = 2
 
 # --------------------------------------------------------------------------- compatibility
 
-_GENDERS: dict[str, frozenset[str]] = {
-    "men": frozenset({"men", "unisex"}),
-    "women": frozenset({"women", "unisex"}),
-    "boys": frozenset({"boys", "unisex"}),
-    "girls": frozenset({"girls"}),
-}
 _USAGE: dict[str, frozenset[str]] = {
     "casual": frozenset({"casual", "smart casual"}),
     "smart casual": frozenset({"casual", "smart casual", "formal"}),
@@ -61,11 +56,11 @@ def _norm(value: str | None) -> str:
     return "" if v in _UNKNOWN else v
 
 
-def gender_ok(look_gender: str | None, item_gender: str | None) -> bool:
-    g, i = _norm(look_gender), _norm(item_gender)
-    if not g or not i:
-        return True
-    return i in _GENDERS.get(g, frozenset({g}))
+def look_gender_ok(look_gender: str | None, item_gender: str | None) -> bool:
+    """An item of unknown gender may complete a look; a unisex one a men's, women's or boys'."""
+    return gender_ok(
+        look_gender, item_gender, unknown_item_ok=True, unisex_serves=UNISEX_SERVES_LOOKS
+    )
 
 
 def age_class(age_group: str | None, gender: str | None = None) -> str | None:
@@ -145,7 +140,7 @@ class CatalogPools:
             p
             for t in article_types
             for p in self.candidates(split, t)
-            if gender_ok(gender, p.gender) and age_ok(age, age_class(p.age_group, p.gender))
+            if look_gender_ok(gender, p.gender) and age_ok(age, age_class(p.age_group, p.gender))
         ]
         wanted = {c.lower() for c in colours}
         col = [not wanted or _norm(p.base_colour) in wanted for p in base]

@@ -23,7 +23,7 @@ from evaluation.report import (
 )
 from evaluation.tasks.base import EvalContext, TaskResult
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "sample" / "catalog.jsonl"
 IMAGES = ROOT / "sample" / "images"
 MISSING = "evaluation.tasks._no_such_task_module"

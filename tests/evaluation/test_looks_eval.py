@@ -15,7 +15,7 @@ from engine.settings import ModelSettings, Settings
 from evaluation.report import TASK_KEYS
 from evaluation.tasks.base import EvalContext
 from evaluation.tasks.looks import evaluate, run
-from tests.test_looks_compat import _synthetic
+from tests.engine.looks.test_looks_compat import _synthetic
 
 
 def _ctx(tmp_path: Path, products: list, looks_path: Path | None = None) -> EvalContext:

@@ -30,7 +30,7 @@ from ingest.encode import JointEncoder
 from ingest.pipeline import delete_products, ingest_products, update_products
 from ingest.readers import write_jsonl
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample"
 SAMPLE_CATALOG = SAMPLE / "catalog.jsonl"
 SAMPLE_IMAGES = SAMPLE / "images"

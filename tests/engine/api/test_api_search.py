@@ -366,7 +366,7 @@ def test_image_url_redirect_to_an_internal_host_is_refused(
     image_server: ImageServer, backend: FakeBackend
 ) -> None:
     """An allowed first hop redirecting to an address that is not allowed: refused, and the
-    redirect target is never asked (tests/test_safe_fetch.py does this across two servers)."""
+    redirect target is never asked (tests/engine/test_safe_fetch.py does this across two servers)."""
     with TestClient(
         create_app(
             Settings(api=ApiSettings(url_allowed_hosts=["localhost"])),

@@ -12,7 +12,7 @@ from engine.models.accel import onnx_available
 from engine.models.joint import JointModel
 from engine.settings import ModelSettings, Settings
 
-SAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "sample" / "images"
+SAMPLE_IMAGES = Path(__file__).resolve().parents[3] / "sample" / "images"
 
 
 def test_onnx_runtime_is_installed() -> None:

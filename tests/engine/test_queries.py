@@ -19,7 +19,7 @@ import pytest
 
 from engine import queries as q
 
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
 
 VEC = [0.5, -0.5, 0.5, -0.5]
 CODE = np.array([0, 1, 127, 128, 255, 200], dtype=np.uint8)

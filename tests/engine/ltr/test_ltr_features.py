@@ -23,7 +23,7 @@ from engine.ltr.features import (
     impute,
 )
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "catalog.jsonl"
+SAMPLE = Path(__file__).resolve().parents[3] / "sample" / "catalog.jsonl"
 REF = 1_700_000_000.0
 DAY = 86400.0
 

@@ -10,6 +10,7 @@ import pytest
 
 from engine.catalog import Product
 from engine.errors import InvalidInput
+from engine.look_queries import product_filters
 from engine.looks.format import Look, LookError, LookItem, iter_looks_text, parse_look
 from engine.looks.slots import (
     complementary_slots,
@@ -18,7 +19,7 @@ from engine.looks.slots import (
     slot_for,
     validate_slot,
 )
-from engine.looks.store import item_vector, look_document, product_filters, public_look
+from engine.looks.store import item_vector, look_document, public_look
 from engine.train.looks_benchmark import (
     CoCategoryBaseline,
     compatibility_pairs,

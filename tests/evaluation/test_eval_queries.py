@@ -18,7 +18,7 @@ from evaluation.queries import (
     visual_gain,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = load_catalog(ROOT / "sample" / "catalog.jsonl")
 
 

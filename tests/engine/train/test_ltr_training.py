@@ -17,7 +17,7 @@ from engine.train.datagen import clicks as sim
 from engine.train.ltr_model import TrainParams, train_model
 from evaluation import metrics
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "catalog.jsonl"
+SAMPLE = Path(__file__).resolve().parents[3] / "sample" / "catalog.jsonl"
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,7 @@ from engine.errors import InvalidInput, NotFound
 from evaluation.datasets import dataset_from_products, known, load_dataset, write_catalog
 from evaluation.make_sample import select_sample
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = ROOT / "sample"
 SHARED = ROOT.parent / "shared" / "data" / "fashion-product-images"
 

@@ -28,7 +28,7 @@ from engine.looks.slots import look_slot
 from engine.settings import Settings
 from ingest.looks import ingest_looks
 from tests.conftest import SAMPLE, TEST_PREFIX
-from tests.test_looks_ingest import hashed_unit, index_products, sample_products
+from tests.ingest.test_looks_ingest import hashed_unit, index_products, sample_products
 
 pytestmark = pytest.mark.opensearch
 

@@ -86,7 +86,7 @@ def test_jsonl_gz_and_count(tmp_path: Path) -> None:
 
 
 def test_shared_catalog_format_needs_no_mapping() -> None:
-    sample = Path(__file__).resolve().parent.parent / "sample" / "catalog.jsonl"
+    sample = Path(__file__).resolve().parents[2] / "sample" / "catalog.jsonl"
     if not sample.is_file():
         pytest.skip("sample catalog not generated")
     rows = list(iter_rows(sample))
