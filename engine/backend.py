@@ -151,14 +151,14 @@ class Backend:
     def get_search_pipeline(self, name: str) -> JSON | None:
         try:
             with _translate(f"get search pipeline {name}"):
-                res = self.client.transport.perform_request("GET", f"/_search/pipeline/{name}")
+                res = self.client.search_pipeline.get(id=name)
         except NotFound:
             return None
         return dict(res[name]) if isinstance(res, dict) and name in res else None
 
     def put_search_pipeline(self, name: str, body: JSON) -> None:
         with _translate(f"put search pipeline {name}"):
-            self.client.transport.perform_request("PUT", f"/_search/pipeline/{name}", body=body)
+            self.client.search_pipeline.put(id=name, body=body)
 
     def get_stored_script(self, script_id: str) -> JSON | None:
         try:
@@ -329,9 +329,7 @@ class Backend:
 
     def render_template(self, template_id: str, params: JSON) -> JSON:
         with _translate(f"render template {template_id}"):
-            res = self.client.transport.perform_request(
-                "POST", "/_render/template", body={"id": template_id, "params": params}
-            )
+            res = self.client.render_search_template(body={"id": template_id, "params": params})
         return dict(res["template_output"])
 
     # ------------------------------------------------------------------ search (appended: search)
@@ -368,7 +366,7 @@ class Backend:
     # ------------------------------------------------------------------ tuning / LTR (issue 8)
     def delete_search_pipeline(self, name: str) -> None:
         with _translate(f"delete search pipeline {name}"):
-            self.client.transport.perform_request("DELETE", f"/_search/pipeline/{name}")
+            self.client.search_pipeline.delete(id=name)
 
     def create_doc(self, index: str, doc_id: str, doc: JSON, refresh: bool = True) -> None:
         """Index ``doc`` only if ``doc_id`` does not exist (409 -> ClusterRequestError)."""
