@@ -106,10 +106,20 @@ def ensure_catalog_index(
 ) -> str:
     """An index holding exactly ``products`` encoded by ``model``: reused when complete,
     otherwise (re)ingested (unchanged items are skipped by ingest). Returns its name."""
+    from engine.config.desired import desired_objects
+    from engine.config.installer import apply
     from engine.train.features import DEFAULT_CACHE_DIR
     from ingest import ingest_products
 
     backend = backend or Backend.from_settings(settings)
+    # our index templates and pipeline, as `python -m engine.config apply` installs them
+    # (idempotent), so the evaluation index gets the vector mappings on a fresh cluster too
+    apply(
+        backend,
+        desired_objects(
+            settings.cluster.index_prefix, replicas=0 if not settings.cluster.url else 1
+        ),
+    )
     version = model_version(settings)
     name = eval_index_name(settings, products, version)
     if backend.index_exists(name) and backend.count(name) == len(products):
