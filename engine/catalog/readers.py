@@ -267,20 +267,27 @@ def _open_text(path: Path) -> Any:
     return path.open("r", encoding="utf-8", newline="")
 
 
+def json_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON value or :class:`RowFailure`) for every non-blank line: the
+    one JSONL parser (catalogs, looks files, click and judgment logs)."""
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield lineno, RowFailure("malformed_json", f"malformed JSON: {exc.msg}")
+
+
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowFailure]]:
     with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield lineno, RowFailure("malformed_json", f"malformed JSON: {exc.msg}")
-                continue
-            if not isinstance(raw, dict):
+        for lineno, raw in json_lines(fh):
+            if isinstance(raw, RowFailure):
+                yield lineno, raw
+            elif not isinstance(raw, dict):
                 yield lineno, RowFailure("not_an_object", "row is not a JSON object")
-                continue
-            yield lineno, raw
+            else:
+                yield lineno, raw
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowFailure]]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.catalog.readers import RowFailure, json_lines
 from engine.errors import InvalidInput
 from engine.looks.slots import validate_slot
 
@@ -131,13 +132,9 @@ def parse_look(raw: Any) -> Look:
 
 def iter_looks_text(lines: Iterable[str]) -> Iterator[Look | LookError]:
     """Parse JSONL lines; every non-blank line yields a Look or a LookError (never raises)."""
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield LookError(lineno, None, f"malformed JSON: {exc.msg}")
+    for lineno, raw in json_lines(lines):
+        if isinstance(raw, RowFailure):
+            yield LookError(lineno, None, raw.reason)
             continue
         rid = raw.get("look_id") if isinstance(raw, dict) else None
         try:

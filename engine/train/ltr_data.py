@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.catalog.readers import RowFailure, json_lines
 from engine.errors import InvalidInput
 from engine.ltr.features import (
     VALUE_NAMES,
@@ -138,12 +139,10 @@ def parse_judgment(raw: Any, line: int = 0) -> JudgmentRow:
 
 def read_jsonl(path: Path) -> Iterable[tuple[int, Any]]:
     with Path(path).open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    yield lineno, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidInput(f"{path}:{lineno}: malformed JSON: {exc.msg}") from exc
+        for lineno, raw in json_lines(fh):
+            if isinstance(raw, RowFailure):
+                raise InvalidInput(f"{path}:{lineno}: {raw.reason}")
+            yield lineno, raw
 
 
 def read_clicks(path: Path) -> list[ClickRow]:
