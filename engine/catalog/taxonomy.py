@@ -207,6 +207,9 @@ class Taxonomy:
         object.__setattr__(
             self, "_overrides", {" ".join(words(k)): v for k, v in self.overrides.items()}
         )
+        # name -> (matched, slot): a catalog has few distinct type and category names, and
+        # every product (ingest, documents, looks) asks for them again
+        object.__setattr__(self, "_memo", {})
 
     @classmethod
     def from_config(
@@ -233,6 +236,12 @@ class Taxonomy:
         """(matched, slot) for one name; the keyword ending last wins (then the longest)."""
         if not name:
             return False, None
+        memo: dict[str, tuple[bool, str | None]] = self._memo  # type: ignore[attr-defined]
+        if name not in memo:
+            memo[name] = self._match(name)
+        return memo[name]
+
+    def _match(self, name: str) -> tuple[bool, str | None]:
         w = words(name)
         if not w:
             return False, None

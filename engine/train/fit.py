@@ -183,24 +183,21 @@ def fit_looks(
     deadline: float | None = None,
 ) -> dict[str, Any]:
     from engine.models.static_text import document_model_version, document_text_encoder
-    from engine.train.looks import LooksTrainConfig, catalog_looks, prepare, train
-    from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark
-    from engine.train.looks_vectors import compute_item_vectors
+    from engine.train.curated_looks import curated_look_data
+    from engine.train.looks import LooksTrainConfig, measure_looks, train
 
-    looks, counts = catalog_looks(looks_path, products, taxonomy)
-    logger.info("looks: %s", counts)
     joint = JointModel.load(joint_path, device="cpu", num_threads=cfg.threads)
-    eligible = [p for p in products if taxonomy.look_slot(p) is not None]
-    document_text = document_text_encoder(cfg.text_encoder, joint.text_encoder)
-    vectors = compute_item_vectors(
-        eligible,
+    data, counts = curated_look_data(
+        products,
+        looks_path,
         joint,
         images_dir,
-        cache_dir=cfg.cache_dir,
-        document_text=document_text,
+        taxonomy=taxonomy,
+        document_text=document_text_encoder(cfg.text_encoder, joint.text_encoder),
         image_files=files,
+        cache_dir=cfg.cache_dir,
     )
-    data = prepare(eligible, looks, vectors, split_by_look_id=True, taxonomy=taxonomy)
+    logger.info("looks: %s", counts)
     if len(data.pairs) == 0:
         return {"fitted": False, "note": "no training pairs from these looks"}
     epochs = cfg.looks_epochs
@@ -217,17 +214,8 @@ def fit_looks(
             )
     lcfg = LooksTrainConfig(seed=cfg.seed, epochs=epochs, num_threads=1)
     model, info = train(data, lcfg)
-    baseline = CoCategoryBaseline(data.type_of).fit(data.train_looks)
     try:
-        test = run_benchmark(
-            model,
-            vectors,
-            data.test_looks,
-            data.test_pools,
-            baseline=baseline,
-            type_of=data.type_of,
-            seed=cfg.seed,
-        )
+        test = measure_looks(model, data, seed=cfg.seed)
     except ValueError as exc:  # too few held-out looks to ask a single question
         logger.warning("compatibility model not measured: %s", exc)
         test = {}

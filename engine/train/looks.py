@@ -95,37 +95,22 @@ class TrainData:
     type_of: dict[str, str | None]
 
 
-def catalog_looks(
-    path: Path, products: list[Product], taxonomy: Taxonomy = DEFAULT_TAXONOMY
-) -> tuple[list[Look], dict[str, int]]:
-    """A catalog's looks (JSONL or a relational CSV table) with every item's slot from the
-    catalog taxonomy when the file gives none; items not in the catalog or with no look slot are
-    dropped, looks left with fewer than two items too. Returns (looks, counts)."""
-    from engine.looks.format import LookItem, iter_looks
-
-    by_id = {p.id: p for p in products}
-    counts = {"read": 0, "bad_rows": 0, "items_not_in_catalog": 0, "items_without_slot": 0}
-    looks: list[Look] = []
-    for lk in iter_looks(path):
-        if not isinstance(lk, Look):
-            counts["bad_rows"] += 1
-            continue
-        counts["read"] += 1
-        items = []
-        for it in lk.items:
-            p = by_id.get(it.item_id)
-            if p is None:
-                counts["items_not_in_catalog"] += 1
-                continue
-            slot = it.slot or taxonomy.look_slot(p)
-            if slot is None:
-                counts["items_without_slot"] += 1
-                continue
-            items.append(LookItem(it.item_id, slot))
-        if len(items) >= 2:
-            looks.append(Look(look_id=lk.look_id, items=items))
-    counts["usable"] = len(looks)
-    return looks, counts
+def measure_looks(
+    model: CompatModel, data: TrainData, *, seed: int = 0, limit: int | None = None
+) -> dict[str, float]:
+    """FITB, compatibility AUC and partner recall on the held-out looks, with the co-category
+    popularity baseline fitted on the training looks (raises ValueError without questions)."""
+    baseline = CoCategoryBaseline(data.type_of).fit(data.train_looks)
+    return run_benchmark(
+        model,
+        data.vectors,
+        data.test_looks,
+        data.test_pools,
+        baseline=baseline,
+        type_of=data.type_of,
+        seed=seed,
+        limit=limit,
+    )
 
 
 def look_pairs(looks: list[Look], vectors: ItemVectors) -> np.ndarray:
@@ -430,17 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("no training pairs: are there looks over this catalog?")
         return 1
     model, info = train(data, cfg)
-    baseline = CoCategoryBaseline(data.type_of).fit(data.train_looks)
-    test = run_benchmark(
-        model,
-        vectors,
-        data.test_looks,
-        data.test_pools,
-        baseline=baseline,
-        type_of=data.type_of,
-        seed=args.seed,
-        limit=args.eval_limit,
-    )
+    test = measure_looks(model, data, seed=args.seed, limit=args.eval_limit)
     # the model_version ingest stamps on product documents (joint heads + document text encoder)
     version = document_model_version(args.joint_checkpoint, args.text_encoder)
     model.config["joint_model_version"] = version

@@ -96,14 +96,14 @@ def evaluate_bundle(
     if looks_path is not None and compat_file.is_file():
         out.update(
             _looks_metrics(
-                joint_file, compat_file, products, files, images_dir, looks_path, taxonomy, seed
+                model, compat_file, products, files, images_dir, looks_path, taxonomy, seed
             )
         )
     return out
 
 
 def _looks_metrics(
-    joint_file: Path,
+    joint: JointModel,
     compat_file: Path,
     products: list[Product],
     files: dict[str, Path],
@@ -114,32 +114,19 @@ def _looks_metrics(
 ) -> dict[str, float]:
     from engine.looks.compat import CompatModel
     from engine.models.static_text import document_text_encoder
-    from engine.train.looks import catalog_looks, prepare
-    from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark
-    from engine.train.looks_vectors import compute_item_vectors
+    from engine.train.curated_looks import curated_look_data
+    from engine.train.looks import measure_looks
 
-    looks, _ = catalog_looks(looks_path, products, taxonomy)
-    joint = JointModel.load(joint_file, "cpu")
-    eligible = [p for p in products if taxonomy.look_slot(p) is not None]
-    vectors = compute_item_vectors(
-        eligible,
+    data, _ = curated_look_data(
+        products,
+        looks_path,
         joint,
         images_dir,
+        taxonomy=taxonomy,
         document_text=document_text_encoder("static", joint.text_encoder),
         image_files=files,
     )
-    data = prepare(eligible, looks, vectors, split_by_look_id=True, taxonomy=taxonomy)
-    model = CompatModel.load(compat_file, device="cpu")
-    baseline = CoCategoryBaseline(data.type_of).fit(data.train_looks)
-    res = run_benchmark(
-        model,
-        vectors,
-        data.test_looks,
-        data.test_pools,
-        baseline=baseline,
-        type_of=data.type_of,
-        seed=seed,
-    )
+    res = measure_looks(CompatModel.load(compat_file, device="cpu"), data, seed=seed)
     return {
         "fitb_accuracy": res["fitb_accuracy"],
         "fitb_accuracy_popularity_baseline": res.get("fitb_accuracy_popularity_baseline", 0.0),
