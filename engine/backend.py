@@ -212,6 +212,41 @@ class Backend:
         with _translate(f"put settings {index}"):
             self.client.indices.put_settings(index=index, body=body)
 
+    @contextmanager
+    def refresh_interval(self, index: str, interval: str | None) -> Iterator[None]:
+        """Refresh ``index`` every ``interval`` (bulk loading: fewer, bigger segments) inside the
+        block, then put its own interval back; ``None`` = leave the index as it is.
+
+        A value equal to ``interval`` found on the index is taken as left behind by an
+        interrupted run and reset to the cluster default. When the operator switched refreshes
+        off (``-1``) nothing is changed. On an error inside the block the restore is attempted
+        and its own cluster error dropped (the block's error is the one that matters); after a
+        clean block a failing restore raises."""
+        if interval is None:
+            yield
+            return
+        current = (
+            self.get_settings(index)
+            .get(index, {})
+            .get("settings", {})
+            .get("index", {})
+            .get("refresh_interval")
+        )
+        if current == "-1":
+            yield
+            return
+        self.put_settings(index, {"index": {"refresh_interval": interval}})
+        original = None if current in (None, interval) else current
+        try:
+            yield
+        except BaseException:
+            try:
+                self.put_settings(index, {"index": {"refresh_interval": original}})
+            except (ClusterUnavailable, ClusterRequestError) as exc:
+                logger.warning("could not restore the refresh interval of %s: %s", index, exc)
+            raise
+        self.put_settings(index, {"index": {"refresh_interval": original}})
+
     def refresh(self, index: str) -> None:
         with _translate(f"refresh {index}"):
             self.client.indices.refresh(index=index)
@@ -377,20 +412,20 @@ class Backend:
         with _translate(f"delete {index}/{doc_id}"):
             self.client.delete(index=index, id=doc_id, refresh=refresh)
 
-    def ltr_request(
-        self, method: str, path: str, body: JSON | None = None, *, ok_if_exists: bool = False
-    ) -> JSON:
-        """A request to the Learning-to-Rank plugin's ``/_ltr`` API (only when it is installed)."""
-        if not path.startswith("/_ltr"):
-            raise ValueError("ltr_request only sends /_ltr requests")
+    def ltr_upload(self, name: str, featureset: JSON, model: JSON) -> None:
+        """Store a featureset and a model made from it in the Learning-to-Rank plugin's default
+        store (created when missing); the plugin must be installed."""
+        ltr = self.client.plugins.ltr
         try:
-            with _translate(f"LTR {method} {path}"):
-                res = self.client.transport.perform_request(method, path, body=body)
+            with _translate("LTR create store"):
+                ltr.create_default_store()
         except ClusterRequestError as exc:
-            if ok_if_exists and "already" in str(exc.details.get("reason", "")).lower():
-                return {}
-            raise
-        return dict(res) if isinstance(res, dict) else {}
+            if "already" not in str(exc.details.get("reason", "")).lower():
+                raise
+        with _translate(f"LTR featureset {name}"):
+            ltr.create_featureset(id=name, body=featureset)
+        with _translate(f"LTR model from {name}"):
+            ltr.create_model_from_set(name=name, body=model)
 
     # ------------------------------------------------------------------ stats (ingest)
     def nodes_cpu_millis(self) -> int:

@@ -153,3 +153,28 @@ def not_fitted_message(cov: Coverage, bundle: Path | None) -> str:
         "models with `python -m engine fit --catalog FILE --mapping M --images DIR --out "
         "BUNDLE` and set OUTFIT_MODELS__BUNDLE=BUNDLE"
     )
+
+
+def fit_report(bundle: Path | None, type_counts: Mapping[str, int] | None) -> dict[str, Any]:
+    """Which bundle serves and whether it knows the catalog whose products per article type are
+    ``type_counts`` (None: unknown, e.g. no index yet): ``bundle``, ``name``,
+    ``fitted_to_catalog``, ``type_label_coverage`` and a ``warning`` when it does not (or when
+    the bundle cannot be read). Used by ``GET /health`` and by ingest."""
+    out: dict[str, Any] = {"bundle": str(bundle) if bundle else "default"}
+    try:
+        manifest = read_manifest(bundle)
+    except InvalidInput as exc:
+        out["warning"] = exc.message
+        return out
+    if manifest is None:
+        out["warning"] = "the bundle has no manifest.json: cannot tell which catalog it knows"
+        return out
+    out["name"] = manifest.name
+    if not type_counts:
+        return out
+    cov = coverage(manifest.label_spaces.get("article_type"), type_counts)
+    out["fitted_to_catalog"] = cov.fitted
+    out["type_label_coverage"] = round(cov.covered, 4)
+    if not cov.fitted:
+        out["warning"] = not_fitted_message(cov, bundle)
+    return out

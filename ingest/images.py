@@ -31,6 +31,7 @@ import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.catalog import Product
+from engine.catalog.product import find_local_image, is_remote_image
 from engine.errors import ForbiddenUrl, ImageFetchError, InvalidImage, PayloadTooLarge
 from engine.models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
 from engine.safe_fetch import SafeFetcher
@@ -55,10 +56,6 @@ class ImageOptions:
     url_allowed_hosts: tuple[str, ...] = ()
 
 
-def is_http(ref: str) -> bool:
-    return ref.lower().startswith(("http://", "https://"))
-
-
 def image_refs(product: Product, options: ImageOptions) -> list[str]:
     """The product's image references, primary first (empty: a text-only product)."""
     if product.image_urls:
@@ -72,15 +69,7 @@ def image_refs(product: Product, options: ImageOptions) -> list[str]:
 
 def resolve_local(ref: str, options: ImageOptions) -> Path:
     """A local image reference -> the file path (absolute, or relative to the known folders)."""
-    text = ref[7:] if ref.lower().startswith("file://") else ref
-    path = Path(text)
-    if path.is_absolute():
-        return path
-    candidates = [Path(b) / path for b in (options.images_dir, options.base_dir) if b is not None]
-    for candidate in (*candidates, path):
-        if candidate.is_file():
-            return candidate
-    return candidates[0] if candidates else path
+    return find_local_image(ref, [options.images_dir, options.base_dir])
 
 
 class ImageFetcher:
@@ -116,7 +105,7 @@ class ImageFetcher:
         self.close()
 
     def fetch(self, ref: str) -> bytes:
-        if is_http(ref):
+        if is_remote_image(ref):
             return self._fetch_http(ref)
         return self._read_local(ref)
 

@@ -24,24 +24,23 @@ re-running or resuming never duplicates anything.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import queue
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from engine.backend import Backend
-from engine.bundle import coverage, not_fitted_message, read_manifest
+from engine.bundle import fit_report
 from engine.catalog.readers import MappingLike, as_mapping
 from engine.catalog.taxonomy import DEFAULT_TAXONOMY, Taxonomy
-from engine.errors import ClusterUnavailable, EngineError, IngestAborted, InvalidInput
+from engine.errors import ClusterUnavailable, IngestAborted, InvalidInput
 from engine.settings import Settings
 from ingest.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from ingest.encode import Encoder, JointEncoder
@@ -219,66 +218,64 @@ def ingest_products(
         draft_size=opts.draft_size,
         url_allowed_hosts=tuple(settings.ingest.url_allowed_hosts),
     )
-    restore_refresh = _slow_refresh(backend, index, opts.bulk_refresh_interval)
-    pipe = ProductStages(backend, encoder, index, image_options, opts, workers, report)
-    jobs: queue.Queue[IndexJob | None] = queue.Queue(maxsize=max(1, opts.index_queue))
-    indexer = Indexer(backend, jobs, report, writer, cp, cp_path, opts, bar)
-    indexer.start()
+    # refresh every ``bulk_refresh_interval`` while indexing; restored on the way out
+    try:
+        with backend.refresh_interval(index, opts.bulk_refresh_interval):
+            pipe = ProductStages(backend, encoder, index, image_options, opts, workers, report)
+            jobs: queue.Queue[IndexJob | None] = queue.Queue(maxsize=max(1, opts.index_queue))
+            indexer = Indexer(backend, jobs, report, writer, cp, cp_path, opts, bar)
+            indexer.start()
 
-    def put(job: IndexJob | None) -> None:
-        t0 = time.perf_counter()
-        while True:
-            if indexer.error is not None or not indexer.is_alive():
-                raise IndexerStopped()
+            def put(job: IndexJob | None) -> None:
+                t0 = time.perf_counter()
+                while True:
+                    if indexer.error is not None or not indexer.is_alive():
+                        raise IndexerStopped()
+                    try:
+                        jobs.put(job, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                report.add_wait("indexer", time.perf_counter() - t0)
+
+            source = RowSource(
+                iter_rows(catalog, fmt, mapping), start_row, limit, report, opts.taxonomy
+            )
+            pending: deque[Batch] = deque()
             try:
-                jobs.put(job, timeout=0.2)
-                break
-            except queue.Full:
-                continue
-        report.add_wait("indexer", time.perf_counter() - t0)
-
-    source = RowSource(iter_rows(catalog, fmt, mapping), start_row, limit, report, opts.taxonomy)
-    pending: deque[Batch] = deque()
-    try:
-        for rows in batches(iter(source), batch_size):
-            pending.append(pipe.submit(rows))
-            if len(pending) > opts.prefetch:
-                put(pipe.encode(pending.popleft()))
-        while pending:
-            put(pipe.encode(pending.popleft()))
-        put(None)
-        indexer.join()
-        if indexer.error is not None:
-            raise IndexerStopped()
-    except (IndexerStopped, ClusterUnavailable) as exc:
-        err = indexer.error if isinstance(exc, IndexerStopped) else exc
-        stop_indexer(jobs, indexer)
-        _finish(pipe, bar, writer, report, t_start)
-        with contextlib.suppress(EngineError):
-            restore_refresh()
-        if isinstance(err, ClusterUnavailable):
-            raise _aborted(report, err, cp.rows_done) from err
-        raise err or RuntimeError("the indexing thread stopped") from None
-    except BaseException:
-        stop_indexer(jobs, indexer)
-        _finish(pipe, bar, writer, report, t_start)
-        with contextlib.suppress(EngineError):
-            restore_refresh()
-        raise
-    _finish(pipe, bar, writer, report, t_start)
-    report.unmapped_types = dict(source.unmapped.most_common())
-    report.model_warning = _model_warning(settings, source.types)
-    if source.unmapped:
-        logger.warning(
-            "%d products of %d types have no outfit slot (left out of complete the look): %s;"
-            " give them one with [taxonomy] slots in the mapping file",
-            sum(source.unmapped.values()),
-            len(source.unmapped),
-            ", ".join(f"{k} ({v})" for k, v in source.unmapped.most_common(8)),
-        )
-    try:
-        restore_refresh()
-    except ClusterUnavailable as exc:
+                for rows in batches(iter(source), batch_size):
+                    pending.append(pipe.submit(rows))
+                    if len(pending) > opts.prefetch:
+                        put(pipe.encode(pending.popleft()))
+                while pending:
+                    put(pipe.encode(pending.popleft()))
+                put(None)
+                indexer.join()
+                if indexer.error is not None:
+                    raise IndexerStopped()
+            except (IndexerStopped, ClusterUnavailable) as exc:
+                err = indexer.error if isinstance(exc, IndexerStopped) else exc
+                stop_indexer(jobs, indexer)
+                _finish(pipe, bar, writer, report, t_start)
+                if isinstance(err, ClusterUnavailable):
+                    raise _aborted(report, err, cp.rows_done) from err
+                raise err or RuntimeError("the indexing thread stopped") from None
+            except BaseException:
+                stop_indexer(jobs, indexer)
+                _finish(pipe, bar, writer, report, t_start)
+                raise
+            _finish(pipe, bar, writer, report, t_start)
+            report.unmapped_types = dict(source.unmapped.most_common())
+            report.model_warning = _model_warning(settings, source.types)
+            if source.unmapped:
+                logger.warning(
+                    "%d products of %d types have no outfit slot (left out of complete the look): %s;"
+                    " give them one with [taxonomy] slots in the mapping file",
+                    sum(source.unmapped.values()),
+                    len(source.unmapped),
+                    ", ".join(f"{k} ({v})" for k, v in source.unmapped.most_common(8)),
+                )
+    except ClusterUnavailable as exc:  # restoring the refresh interval after a clean run
         raise _aborted(report, exc, cp.rows_done) from exc
     if not source.rows_left:
         cp.completed = True
@@ -299,43 +296,10 @@ def _model_warning(settings: Settings, types: Mapping[str, int]) -> str | None:
     """A warning when the model bundle was not fitted to this catalog (logged), else None."""
     if not types:
         return None
-    try:
-        manifest = read_manifest(settings.models.bundle)
-    except EngineError as exc:
-        return exc.message
-    if manifest is None:
-        return None
-    cov = coverage(manifest.label_spaces.get("article_type"), types)
-    if cov.fitted:
-        return None
-    message = not_fitted_message(cov, settings.models.bundle)
-    logger.warning("%s", message)
+    message: str | None = fit_report(settings.models.bundle, types).get("warning")
+    if message:
+        logger.warning("%s", message)
     return message
-
-
-def _slow_refresh(backend: Backend, index: str, interval: str | None) -> Callable[[], None]:
-    """Set the index's refresh interval to ``interval`` for the run; returns the undo.
-
-    A value equal to ``interval`` found on the index is taken as left behind by an interrupted
-    run, and is reset to the cluster default (1 s) by the undo."""
-    if interval is None:
-        return lambda: None
-    current = (
-        backend.get_settings(index)
-        .get(index, {})
-        .get("settings", {})
-        .get("index", {})
-        .get("refresh_interval")
-    )
-    if current == "-1":  # the operator switched refreshes off: leave it so
-        return lambda: None
-    backend.put_settings(index, {"index": {"refresh_interval": interval}})
-    original = None if current in (None, interval) else current
-
-    def undo() -> None:
-        backend.put_settings(index, {"index": {"refresh_interval": original}})
-
-    return undo
 
 
 def _finish(

@@ -8,6 +8,7 @@ files are read by :mod:`engine.catalog.readers`. Fields a catalog lacks (no ``st
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,18 +139,32 @@ def image_path(images_dir: Path, item_id: str) -> Path:
     return Path(images_dir) / f"{item_id}.jpg"
 
 
+def is_remote_image(ref: str) -> bool:
+    """An http(s) image reference (fetched over the network, not read from disk)."""
+    return ref.lower().startswith(("http://", "https://"))
+
+
+def find_local_image(ref: str, folders: Sequence[Path | None] = ()) -> Path:
+    """A local image reference (a path or ``file://`` URL) -> its file: an absolute path as it
+    is; a relative one in the first of ``folders`` that holds it (else the working directory);
+    when none holds it, the path under the first folder (so an error names where it looked)."""
+    text = ref[7:] if ref.lower().startswith("file://") else ref
+    path = Path(text)
+    if path.is_absolute():
+        return path
+    candidates = [Path(f) / path for f in folders if f is not None]
+    for candidate in (*candidates, path):
+        if candidate.is_file():
+            return candidate
+    return candidates[0] if candidates else path
+
+
 def local_image_path(product: Product, images_dir: Path | None) -> Path | None:
     """The first of a product's images that is a local file: its ``image_urls`` (absolute, or
     relative to ``images_dir``), else ``<images_dir>/<id>.jpg``; None when there is none
     (http(s) images are fetched by ingest, not here)."""
     for ref in product.image_urls:
-        if ref.lower().startswith(("http://", "https://")):
-            continue
-        text = ref[7:] if ref.lower().startswith("file://") else ref
-        path = Path(text)
-        if not path.is_absolute() and images_dir is not None:
-            path = Path(images_dir) / path
-        if path.is_file():
+        if not is_remote_image(ref) and (path := find_local_image(ref, [images_dir])).is_file():
             return path
     if images_dir is not None:
         path = Path(images_dir) / f"{product.id}.jpg"

@@ -34,24 +34,16 @@ LTR score).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
-
-import numpy as np
-from PIL import Image
 
 from engine.backend import Backend
 from engine.bundle import CatalogFitCheck
-from engine.queries import Filters
-from engine.search.attribute_rerank import AttrDist
-from engine.search.category import CategoryPrediction
-from engine.search.compose import AttributeLexicon
 from engine.search.compose_search import ComposeSearch
 from engine.search.image_search import ImageSearch
 from engine.search.options import SearchOptions
 from engine.search.quality import QualityRerank
 from engine.search.query_encoder import QueryEncoder
-from engine.search.schemas import SearchResponse
 from engine.search.stages import QualityStage, SearchContext
 from engine.search.text_search import TextSearch
 from engine.settings import ApiSettings, Settings
@@ -89,6 +81,7 @@ class SearchService:
         self._text = TextSearch(ctx, pipeline)
         self._image = ImageSearch(ctx, self.fit_check)
         self._compose = ComposeSearch(ctx, self._image)
+        self._bind()
 
     @classmethod
     def from_settings(
@@ -115,140 +108,27 @@ class SearchService:
             quality=quality,
         )
 
-    # ------------------------------------------------------------------ encoders
+    # The facade's methods are the stages' own (bound here, so signatures and docstrings live
+    # in one place: engine.search.query_encoder, text_search, image_search, compose_search).
+    def _bind(self) -> None:
+        enc, text, image, compose = self.encoder, self._text, self._image, self._compose
+        self.embed_text = enc.embed_text
+        self.embed_image = enc.embed_image
+        self.embed_image_attributes = enc.embed_image_attributes
+        self.classifier_probs = enc.classifier_probs
+        self.lexicon = enc.lexicon
+        self.installed_weights = text.installed_weights
+        self.text_search = text.search
+        self.predict_category = image.predict_category
+        self.image_search = image.image_search
+        self.search_by_vector = image.search_by_vector
+        self.item_vector = image.item_vector
+        self.similar_to_item = image.similar_to_item
+        self.compose_search = compose.search
+
     @property
     def model(self) -> Any:
         return self.encoder.model
-
-    def embed_text(self, text: str) -> np.ndarray:
-        """The joint text vector of a query (LRU-cached: popular queries repeat)."""
-        return self.encoder.embed_text(text)
-
-    def embed_image(self, image: Image.Image) -> np.ndarray:
-        return self.encoder.embed_image(image)
-
-    def embed_image_attributes(self, image: Image.Image) -> tuple[np.ndarray, AttrDist | None]:
-        """The photo's joint vector and its predicted colour and type distributions."""
-        return self.encoder.embed_image_attributes(image)
-
-    def classifier_probs(self, vector: np.ndarray) -> dict[str, float]:
-        """The attribute head's article-type distribution for a joint embedding."""
-        return self.encoder.classifier_probs(vector)
-
-    def lexicon(self) -> AttributeLexicon:
-        return self.encoder.lexicon()
-
-    # ------------------------------------------------------------------ text
-    def installed_weights(self) -> tuple[float, float] | None:
-        """(bm25, vector) weights of the installed hybrid pipeline; None when it is missing."""
-        return self._text.installed_weights()
-
-    def text_search(
-        self,
-        query: str,
-        filters: Filters = Filters(),
-        *,
-        size: int = 20,
-        mode: str = "hybrid",
-        weights: tuple[float, float] | None = None,
-        explain: bool = False,
-    ) -> SearchResponse:
-        """BM25 (``bm25``), k-NN on the text vector (``vector``) or both (``hybrid``)."""
-        return self._text.search(
-            query, filters, size=size, mode=mode, weights=weights, explain=explain
-        )
-
-    # ------------------------------------------------------------------ image
-    def predict_category(
-        self, vector: np.ndarray, filters: Filters = Filters(), *, size: int = 0
-    ) -> tuple[CategoryPrediction, list[dict[str, Any]]]:
-        """Fused category of a query vector, and the unrestricted neighbours of the vote."""
-        return self._image.predict_category(vector, filters, size=size)
-
-    def image_search(
-        self,
-        image: Image.Image,
-        filters: Filters = Filters(),
-        *,
-        size: int = 20,
-        category: str = "auto",
-        coarse: bool | None = None,
-        explain: bool = False,
-    ) -> SearchResponse:
-        """Products that look like a photo (re-scored by colour and type agreement)."""
-        return self._image.image_search(
-            image, filters, size=size, category=category, coarse=coarse, explain=explain
-        )
-
-    def search_by_vector(
-        self,
-        vector: np.ndarray,
-        filters: Filters = Filters(),
-        *,
-        size: int = 20,
-        category: str = "auto",
-        coarse: bool | None = None,
-        explain: bool = False,
-    ) -> SearchResponse:
-        """Image search from a precomputed joint image embedding (no attribute re-rank)."""
-        return self._image.search_by_vector(
-            vector, filters, size=size, category=category, coarse=coarse, explain=explain
-        )
-
-    def item_vector(self, item_id: str, fields: Sequence[str] = ()) -> tuple[np.ndarray, dict]:
-        """A catalog item's stored image vector (joint vector when it has no photo)."""
-        return self._image.item_vector(item_id, fields)
-
-    def similar_to_item(
-        self,
-        item_id: str,
-        filters: Filters = Filters(),
-        *,
-        size: int = 20,
-        category: str = "auto",
-        coarse: bool | None = None,
-        explain: bool = False,
-    ) -> SearchResponse:
-        """More like this product: its stored image embedding, itself excluded."""
-        return self._image.similar_to_item(
-            item_id, filters, size=size, category=category, coarse=coarse, explain=explain
-        )
-
-    # ------------------------------------------------------------------ compose
-    def compose_search(
-        self,
-        *,
-        image: Image.Image | None = None,
-        item_id: str | None = None,
-        vector: np.ndarray | None = None,
-        text: str | None = None,
-        wanted: Sequence[str] = (),
-        unwanted: Sequence[str] = (),
-        filters: Filters = Filters(),
-        size: int = 20,
-        text_weight: float | None = None,
-        negative_weight: float | None = None,
-        soft_filter: bool = True,
-        category: str = "auto",
-        explain: bool = False,
-    ) -> SearchResponse:
-        """Query arithmetic: a photo (or a catalog item, or a precomputed image embedding)
-        plus words to add and to remove."""
-        return self._compose.search(
-            image=image,
-            item_id=item_id,
-            vector=vector,
-            text=text,
-            wanted=wanted,
-            unwanted=unwanted,
-            filters=filters,
-            size=size,
-            text_weight=text_weight,
-            negative_weight=negative_weight,
-            soft_filter=soft_filter,
-            category=category,
-            explain=explain,
-        )
 
 
 __all__ = ["SearchOptions", "SearchService"]

@@ -91,6 +91,8 @@ class TextSearch:
         weights: tuple[float, float] | None = None,
         explain: bool = False,
     ) -> SearchResponse:
+        """BM25 (``bm25``), k-NN on the text vector (``vector``) or both (``hybrid``, combined
+        by the installed pipeline; ``weights`` = a per-request (bm25, vector) override)."""
         t0 = time.perf_counter()
         query = query.strip()
         if not query:

@@ -288,9 +288,5 @@ def upload(backend: Backend, model: LtrModel, name: str = "outfit_ltr") -> bool:
         logger.info("LTR plugin not installed: nothing exported to the cluster")
         return False
     fs, used = featureset(model, name)
-    backend.ltr_request("PUT", "/_ltr", None, ok_if_exists=True)
-    backend.ltr_request("POST", f"/_ltr/_featureset/{name}", fs)
-    backend.ltr_request(
-        "POST", f"/_ltr/_featureset/{name}/_createmodel", model_body(model, name, used)
-    )
+    backend.ltr_upload(name, fs, model_body(model, name, used))
     return True

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.backend import Backend
 from engine.catalog import Product
 from engine.errors import ClusterUnavailable, IngestAborted, InvalidInput
 from engine.settings import IngestSettings, Settings
@@ -97,6 +98,9 @@ class FakeBackend:
 
     def refresh(self, index: str) -> None:
         pass
+
+    # the real one: it only calls get_settings / put_settings below
+    refresh_interval = Backend.refresh_interval
 
     def get_settings(self, index: str) -> dict[str, Any]:
         return {index: {"settings": {"index": dict(self.settings.get(index, {}))}}}

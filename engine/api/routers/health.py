@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from engine.api.deps import BackendDep, SettingsDep
 from engine.backend import Backend
-from engine.bundle import coverage, not_fitted_message, read_manifest
+from engine.bundle import fit_report
 from engine.errors import EngineError
 
 router = APIRouter(tags=["health"])
@@ -34,25 +34,8 @@ def health(backend: BackendDep, settings: SettingsDep) -> dict[str, Any]:
 
 def catalog_fit(backend: Backend, bundle: Path | None, index: str) -> dict[str, Any]:
     """Which model bundle serves, and whether it was fitted to the catalog in ``index``."""
-    out: dict[str, Any] = {"bundle": str(bundle) if bundle else "default"}
     try:
-        manifest = read_manifest(bundle)
-    except EngineError as exc:
-        out["warning"] = exc.message
-        return out
-    if manifest is None:
-        out["warning"] = "the bundle has no manifest.json: cannot tell which catalog it knows"
-        return out
-    out["name"] = manifest.name
-    try:
-        counts = backend.term_counts(index, "article_type")
+        counts: dict[str, int] | None = dict(backend.term_counts(index, "article_type"))
     except EngineError:
-        return out  # no index yet, or the cluster is down: nothing to compare
-    if not counts:
-        return out
-    cov = coverage(manifest.label_spaces.get("article_type"), counts)
-    out["fitted_to_catalog"] = cov.fitted
-    out["type_label_coverage"] = round(cov.covered, 4)
-    if not cov.fitted:
-        out["warning"] = not_fitted_message(cov, bundle)
-    return out
+        counts = None  # no index yet, or the cluster is down: nothing to compare
+    return fit_report(bundle, counts)
