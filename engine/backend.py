@@ -369,7 +369,8 @@ class Backend:
 
     # ------------------------------------------------------------------ search (appended: search)
     def msearch(self, index: str, bodies: list[JSON]) -> list[JSON]:
-        """Several searches in one round trip; a failed one raises ClusterRequestError.
+        """Several searches in one round trip; a failed one raises ClusterRequestError (NotFound
+        for a missing index).
 
         ``_msearch`` takes no ``search_pipeline`` (OpenSearch 2.19): the index's default
         pipeline applies, which leaves non-hybrid queries unchanged."""
@@ -386,6 +387,8 @@ class Backend:
             if "error" in item:
                 err = item["error"]
                 reason = err.get("reason", str(err)) if isinstance(err, dict) else str(err)
+                if item.get("status") == 404:  # a missing index, as search() says it
+                    raise NotFound(f"msearch {index}: not found", reason=reason)
                 raise ClusterRequestError(
                     f"msearch {index}: rejected {reason}", status=item.get("status"), reason=reason
                 )

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from engine.backend import Backend
-from engine.errors import ClusterRequestError, InvalidInput, ModelUnavailable, NotFound
+from engine.errors import InvalidInput, ModelUnavailable, NotFound
 from engine.look_queries import (
     knn_products_query,
     looks_with_item_query,
@@ -322,10 +322,6 @@ class LookService:
             responses = self.backend.msearch(self.looks_index, bodies)
         except NotFound:
             return {}
-        except ClusterRequestError as exc:
-            if exc.details.get("status") == 404:
-                return {}
-            raise
         res = responses[0]
         if q.item_id is not None:
             hits.extend((1.0, h, q.item_id) for h in responses[1]["hits"]["hits"])
@@ -369,10 +365,6 @@ class LookService:
             responses = self.backend.msearch(self.products_index, bodies)
         except NotFound:
             return {}
-        except ClusterRequestError as exc:
-            if exc.details.get("status") == 404:
-                return {}
-            raise
         return {
             slot: [h["_source"] | {"id": h["_id"]} for h in res["hits"]["hits"]]
             for slot, res in zip(slots, responses, strict=True)
