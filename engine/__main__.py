@@ -9,12 +9,12 @@ configuration, ingest the bundled sample catalog (and its looks), then serve the
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from engine.backend import Backend
+from engine.cli import CommandParser, fail, setup_logging
 from engine.config.desired import desired_objects
 from engine.config.installer import apply
 from engine.errors import EngineError
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         from engine.train.fit import main as fit_main
 
         return fit_main(args_list[1:])
-    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CommandParser("python -m engine", __doc__)
+    sub = parser.add_subparsers()
     demo = sub.add_parser("demo", help="node up + config + ingest the sample + serve")
     demo.add_argument("--catalog", type=Path, default=None, help="default: sample/catalog.jsonl")
     demo.add_argument("--images", type=Path, default=None, help="default: sample/images")
@@ -87,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="serve the API")
     sub.add_parser("fit", help="fit the models to a catalog (python -m engine fit --help)")
     args = parser.parse_args(args_list)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("opensearch").setLevel(logging.WARNING)
+    setup_logging(args)
     settings = load_settings()
     try:
         if args.command == "demo":
@@ -105,10 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_serve:
                 return 0
     except EngineError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        for key, value in exc.details.items():
-            print(f"--- {key} ---\n{value}", file=sys.stderr)
-        return 1
+        return fail(exc)
     import uvicorn
 
     from engine.api.app import create_app

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.catalog.mapping import load_catalog_mapping
+from engine.cli import CommandParser, setup_logging
 from engine.settings import load_settings
 from evaluation.report import TASK_NAMES, TaskRegistry, default_registry, run_report
 
@@ -18,8 +19,8 @@ logger = logging.getLogger("evaluation")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evaluation")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CommandParser("python -m evaluation", __doc__)
+    sub = parser.add_subparsers()
     rep = sub.add_parser("report", help="run evaluation tasks, write metrics.json and report.md")
     rep.add_argument("--catalog", type=Path, required=True, help="catalog .jsonl or .jsonl.gz")
     rep.add_argument("--images", type=Path, required=True, help="folder of <id>.jpg photos")
@@ -52,16 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 when a task raised an unexpected error (unavailable tasks do not count)",
     )
-    rep.add_argument("-v", "--verbose", action="store_true")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, registry: TaskRegistry | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args)
     registry = registry if registry is not None else default_registry()
     if args.models is not None and "fit" not in registry:
         registry.register("fit", "evaluation.tasks.fit")

@@ -9,7 +9,6 @@ and on CUDA when available. Not a timed test: numbers depend on the machine and 
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.cli import CommandParser, setup_logging
 from engine.models.encoders import ImageEncoder, apply_num_threads
 from engine.models.joint import JointModel
 from engine.settings import load_settings
@@ -108,11 +108,12 @@ def bench(
 
 def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
-    parser = argparse.ArgumentParser(prog="python -m evaluation.bench_encoders")
+    parser = CommandParser("python -m evaluation.bench_encoders", __doc__)
     parser.add_argument("--images", type=Path, default=settings.shared_data / "images")
     parser.add_argument("--threads", type=int, default=settings.models.num_threads or 2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    setup_logging(args)
     bench("cpu", args.images, args.threads, args.repeats, "torch")
     if settings.models.onnx:
         bench("cpu", args.images, args.threads, args.repeats, "onnx")

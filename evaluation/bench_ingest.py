@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.backend import Backend
+from engine.cli import CommandParser, setup_logging
 from engine.config.desired import desired_objects
 from engine.config.installer import apply
 from engine.settings import PROJECT_ROOT, Settings, load_settings
@@ -222,7 +223,7 @@ def run_one(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.bench_ingest", description=__doc__)
+    parser = CommandParser("python -m evaluation.bench_ingest", __doc__)
     parser.add_argument("--set", choices=("a", "b", "both"), default="a")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
@@ -243,10 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--twice", action="store_true", help="also time an unchanged re-run")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("opensearch").setLevel(logging.WARNING)
-    # the client's single pooled connection is shared by the lookup and indexing threads
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    setup_logging(args)
 
     settings = load_settings()
     if args.text_encoder is not None:

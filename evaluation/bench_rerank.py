@@ -7,7 +7,6 @@ query signals a hybrid search would pass. Prints p50/p99 in milliseconds as JSON
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 from engine.catalog import load_catalog
+from engine.cli import CommandParser, setup_logging
 from engine.ltr.features import Candidate, doc_from_product
 from engine.ltr.rerank import RerankBlend, load_model, rerank
 from engine.settings import load_settings
@@ -50,7 +50,7 @@ def candidate_lists(catalog: Path, n_lists: int, size: int, seed: int = 0) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.bench_rerank")
+    parser = CommandParser("python -m evaluation.bench_rerank", __doc__)
     parser.add_argument("--catalog", type=Path, default=None, help="default: the sample")
     parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     parser.add_argument("--candidates", type=int, default=60)
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    setup_logging(args)
     catalog = args.catalog or load_settings().sample_dir / "catalog.jsonl"
     model = load_model(args.model)
     blend = RerankBlend(top_n=args.candidates)

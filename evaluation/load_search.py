@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.cli import CommandParser, setup_logging
 from engine.settings import SAMPLE_DIR, Settings, load_settings
 
 logger = logging.getLogger("evaluation.load_search")
@@ -351,7 +352,7 @@ def _format(rows: dict[str, dict[str, Any]]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evaluation.load_search", description=__doc__)
+    p = CommandParser("python -m evaluation.load_search", __doc__)
     sub = p.add_subparsers(dest="command")
     srv = sub.add_parser("serve", help="(internal) run the API bound to an index")
     srv.add_argument("--index", required=True)
@@ -405,11 +406,7 @@ def _resolve_index(args: argparse.Namespace, settings: Settings) -> tuple[str, l
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("httpx", "opensearch", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(args)
     settings = load_settings()
     if args.command == "serve":
         serve(settings, args.index, args.host, args.port)

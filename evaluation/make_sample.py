@@ -20,7 +20,6 @@ would exceed the size budget.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.catalog import image_path, is_test_id
+from engine.cli import CommandParser, setup_logging
 from engine.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -212,12 +212,12 @@ def write_sample(
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
-    parser = argparse.ArgumentParser(prog="python -m evaluation.make_sample")
+    parser = CommandParser("python -m evaluation.make_sample", __doc__)
     parser.add_argument("--source", type=Path, default=settings.shared_data)
     parser.add_argument("--out", type=Path, default=settings.sample_dir)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args)
     summary = write_sample(args.source, args.out, seed=args.seed)
     print(json.dumps(summary))
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from engine.backend import Backend
 from engine.catalog.mapping import load_catalog_mapping
+from engine.cli import CommandParser, fail, setup_logging
 from engine.config.desired import desired_objects
 from engine.config.installer import apply
 from engine.errors import ClusterUnavailable, EngineError, IngestAborted
@@ -41,13 +42,8 @@ def _positive(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m ingest",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CommandParser("python -m ingest", __doc__)
+    sub = parser.add_subparsers()
 
     def common(p: argparse.ArgumentParser, catalog: bool = True) -> None:
         if catalog:
@@ -151,14 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "looks":
         return looks_cli.run(args)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("opensearch").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # the client's single pooled connection is shared by the lookup and indexing threads
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    setup_logging(args)
     settings = load_settings()
     index = args.index or settings.cluster.products_index
     progress = not args.no_progress
@@ -230,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     except EngineError as exc:
-        details = f" {exc.details}" if exc.details else ""
-        print(f"error: {exc.message}{details}", file=sys.stderr)
-        return 1
+        return fail(exc)
     _print(report, args.report_json)
     return 0
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.backend import Backend
+from engine.cli import CommandParser, fail, setup_logging
 from engine.errors import ClusterUnavailable, EngineError
 from engine.looks.format import Look, LookError, iter_looks, iter_looks_text
 from engine.looks.store import PRODUCT_EXCLUDES, look_actions, look_document
@@ -180,9 +181,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return add_arguments(
-        argparse.ArgumentParser(prog="python -m ingest.looks", description=__doc__)
-    )
+    return add_arguments(CommandParser("python -m ingest.looks", __doc__))
 
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
@@ -191,7 +190,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
 
 def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     """Ingest ``args.looks`` (arguments of :func:`add_arguments`); the exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging(args)
     settings = settings or load_settings()
     if not args.looks.is_file():
         print(f"no such file: {args.looks}", file=sys.stderr)
@@ -210,8 +209,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
         print(f"cluster unavailable: {exc.message}", file=sys.stderr)
         return 2
     except EngineError as exc:
-        print(f"{exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+        return fail(exc)
     text = json.dumps(report.to_json(), indent=2)
     if args.report is not None:
         args.report.write_text(text)

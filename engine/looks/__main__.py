@@ -3,19 +3,18 @@ write the development looks mined from a catalog's style notes (see docs/LOOKS.m
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 from engine.catalog import load_catalog
+from engine.cli import CommandParser, setup_logging
 from engine.looks.format import write_looks
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.looks")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CommandParser("python -m engine.looks", __doc__)
+    sub = parser.add_subparsers()
     mine = sub.add_parser("mine", help="mine looks from style notes")
     mine.add_argument("--catalog", type=Path, required=True)
     mine.add_argument("--out", type=Path, required=True)
@@ -29,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     # offline (look mining is training data, engine.train): imported only for the command
     from engine.train.datagen.looks_mining import MiningStats, build_looks
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args)
     if not args.catalog.is_file():
         print(f"no such catalog: {args.catalog}", file=sys.stderr)
         return 1

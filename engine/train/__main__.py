@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
 # command -> (module with main(argv) -> int, one-line description)
@@ -44,9 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"unknown command {command!r}\n{USAGE}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     module = importlib.import_module(COMMANDS[command][0])
     code: int = module.main(rest)
     return code

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from engine.catalog import Product, is_test_id, load_catalog
+from engine.cli import CommandParser, setup_logging
 from engine.models.accel import accelerate_image
 from engine.models.encoders import ImageEncoder, apply_num_threads
 from engine.models.joint import DEFAULT_CHECKPOINT, ColourHead, JointModel, build_colour_head
@@ -122,7 +123,7 @@ def colour_accuracy(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine.train colour", description=__doc__)
+    parser = CommandParser("python -m engine.train colour", __doc__)
     cfg = ColourConfig()
     parser.add_argument("--seed", type=int, default=cfg.seed)
     parser.add_argument("--epochs", type=int, default=cfg.epochs)
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(args)
     cfg = ColourConfig(
         seed=args.seed, epochs=args.epochs, big_repeat=args.big_repeat, threads=args.threads
     )

@@ -44,6 +44,7 @@ from engine.catalog import CatalogMapping, Product, is_test_id, load_catalog_map
 from engine.catalog.product import local_image_path
 from engine.catalog.readers import read_products
 from engine.catalog.taxonomy import Taxonomy
+from engine.cli import CommandParser, setup_logging
 from engine.files import file_sha1
 from engine.models.encoders import apply_num_threads
 from engine.models.joint import JointModel
@@ -333,11 +334,7 @@ def fit(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m engine fit",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = CommandParser("python -m engine fit", __doc__)
     parser.add_argument("--catalog", type=Path, required=True, help="JSONL(.gz), CSV or Parquet")
     parser.add_argument(
         "--mapping", default=None, help="mapping file or preset (mango, myntra); default: ours"
@@ -357,9 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        setup_logging(args)
     cfg = FitConfig(
         seed=args.seed,
         minutes=args.minutes,

@@ -39,6 +39,7 @@ from torch import nn
 from tqdm import tqdm
 
 from engine.catalog import is_test_id
+from engine.cli import CommandParser, setup_logging
 from engine.models.binary import BinaryCoder
 from engine.models.encoders import IMAGE_FEATURE_DIM, apply_num_threads
 from engine.models.features import IMAGE_INPUT_DIM
@@ -305,7 +306,7 @@ def test_metrics(model: JointModel, data: Dataset) -> dict[str, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine.train joint", description=__doc__)
+    parser = CommandParser("python -m engine.train joint", __doc__)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
@@ -352,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(args)
     cfg = TrainConfig(
         seed=args.seed,
         epochs=args.epochs,

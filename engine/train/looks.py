@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from engine.catalog import Product, is_test_id, load_catalog
 from engine.catalog.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from engine.cli import CommandParser, setup_logging
 from engine.looks.compat import (
     DEFAULT_CHECKPOINT,
     SLOT_INDEX,
@@ -336,7 +337,7 @@ def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine.train.looks", description=__doc__)
+    parser = CommandParser("python -m engine.train.looks", __doc__)
     shared = DEFAULT_SHARED_DATA
     parser.add_argument("--catalog", type=Path, default=shared / "catalog.jsonl.gz")
     parser.add_argument("--images", type=Path, default=shared / "images")
@@ -373,9 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        setup_logging(args)
     start = time.time()
     random.seed(args.seed)
     cfg = LooksTrainConfig(

@@ -32,6 +32,7 @@ from typing import Any
 from tqdm import tqdm
 
 from engine.catalog import Product, load_catalog
+from engine.cli import CommandParser, fail, setup_logging
 from engine.errors import EngineError, InvalidInput
 from engine.ltr.features import FEATURES, MISSING_SUFFIX, doc_from_product
 from engine.ltr.rerank import DEFAULT_MODEL_PATH, RerankBlend
@@ -47,7 +48,7 @@ DEFAULT_OUT = PROJECT_ROOT / ".cache" / "ltr" / "model.json"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine.train.ltr", description=__doc__)
+    p = CommandParser("python -m engine.train.ltr", __doc__)
     p.add_argument("--catalog", type=Path, default=None, help="default: the bundled sample")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--clicks", type=Path, default=None, help="click log JSONL")
@@ -238,14 +239,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args)
     try:
         report = run(args)
     except EngineError as exc:
-        print(f"error: {exc.message} {exc.details or ''}", file=sys.stderr)
-        return 1
+        return fail(exc)
     text = json.dumps(report, indent=2, sort_keys=True)
     if args.report is not None:
         args.report.parent.mkdir(parents=True, exist_ok=True)

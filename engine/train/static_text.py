@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from engine.catalog import Product, is_test_id, load_catalog
+from engine.cli import CommandParser, setup_logging
 from engine.models.encoders import TextEncoder, apply_num_threads
 from engine.models.static_text import (
     DEFAULT_CACHE_DIR as TABLE_CACHE_DIR,
@@ -252,7 +253,7 @@ def _speed(encoder: StaticTextEncoder, texts: list[str]) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine.train static-text", description=__doc__)
+    parser = CommandParser("python -m engine.train static-text", __doc__)
     cfg = StaticTextConfig()
     parser.add_argument("--seed", type=int, default=cfg.seed)
     parser.add_argument("--epochs", type=int, default=cfg.epochs)
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(args)
     cfg = StaticTextConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, threads=args.threads)
     apply_num_threads(cfg.threads)
     t0 = time.time()

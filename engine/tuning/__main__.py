@@ -20,16 +20,17 @@ import sys
 from typing import Any
 
 from engine.backend import Backend
+from engine.cli import CommandParser, fail, setup_logging
 from engine.errors import EngineError
 from engine.settings import load_settings
 from engine.tuning.weights import TuningStore, parse_blend_patch, parse_weights
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m engine.tuning", description=__doc__.split("\n")[0]
+    parser = CommandParser(
+        "python -m engine.tuning", __doc__.split("\n")[0], log_level=logging.WARNING
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers()
     sub.add_parser("show", help="live hybrid weights and re-rank blend")
     sw = sub.add_parser("set-weights", help="set the hybrid BM25/vector weights (sum to 1)")
     sw.add_argument("--bm25", type=float, required=True)
@@ -71,20 +72,13 @@ def run(store: TuningStore, args: argparse.Namespace) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("opensearch").setLevel(logging.ERROR)
+    setup_logging(args)
     settings = load_settings()
     try:
         store = TuningStore(Backend.from_settings(settings), settings.cluster)
         out = run(store, args)
     except EngineError as exc:
-        print(
-            json.dumps(
-                {"code": exc.code, "message": exc.message, "details": exc.details}, default=str
-            ),
-            file=sys.stderr,
-        )
-        return 1
+        return fail(exc, as_json=True)
     print(json.dumps(out, indent=2))
     return 0
 

@@ -30,9 +30,7 @@ def test_refresh_interval_is_restored_after_the_block(
     assert _interval(cluster, products_index) == "7s"
 
 
-def test_refresh_interval_is_restored_after_an_error(
-    cluster: Backend, products_index: str
-) -> None:
+def test_refresh_interval_is_restored_after_an_error(cluster: Backend, products_index: str) -> None:
     before = _interval(cluster, products_index)  # what our index template gives
     assert before != "30s"
     with pytest.raises(RuntimeError), cluster.refresh_interval(products_index, "30s"):
