@@ -56,10 +56,12 @@ class LocalNodeSettings(BaseModel):
     user: str = "opensearch"
     start_timeout_s: float = 180.0
     mvn: str = "mvn"
+    # TLS on HTTP and transport plus basic auth (the security plugin; engine.cluster.secure)
+    secure: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.port}"
 
 
 class ModelSettings(BaseModel):
@@ -142,6 +144,14 @@ class Settings(BaseSettings):
 
     cluster: ClusterSettings = ClusterSettings()
     local_node: LocalNodeSettings = LocalNodeSettings()
+    # `python -m engine.cluster up --secure`: a separate node with the security plugin
+    secure_node: LocalNodeSettings = LocalNodeSettings(
+        secure=True,
+        home=PROJECT_ROOT / ".local-opensearch-secure",
+        port=9221,
+        transport_port=9321,
+        heap="512m",
+    )
     models: ModelSettings = ModelSettings()
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()
