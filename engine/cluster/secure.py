@@ -44,7 +44,7 @@ import yaml
 from pydantic import SecretStr
 
 from engine.cluster.artifacts import security_plugin
-from engine.cluster.local import LocalNode
+from engine.cluster.local import LocalNode, NodeStatus
 from engine.cluster.pki import ADMIN_DN, NODE_DN, Pki, write_private
 from engine.errors import ProvisionError
 from engine.settings import ClusterSettings, LocalNodeSettings
@@ -142,6 +142,10 @@ def security_config(prefix: str, hashes: dict[str, str]) -> dict[str, dict[str, 
     }
 
 
+def _digest(docs: dict[str, dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(docs, sort_keys=True).encode()).hexdigest()
+
+
 def hash_password(password: str) -> str:
     """bcrypt, as the plugin's ``tools/hash.sh`` writes it."""
     import bcrypt
@@ -220,6 +224,17 @@ class SecureNode(LocalNode):
         """``secrets/<user>.env`` (0600): ``set -a; . that-file; set +a`` to use that user."""
         return self.secrets_dir / f"{user}.env"
 
+    # ------------------------------------------------------------------ run
+    def up(self) -> NodeStatus:
+        """Like :meth:`LocalNode.up`; a running node initialised with another security
+        configuration (e.g. another index prefix) is stopped and started with this one."""
+        if self.read_pid() is not None and self.credentials_file.is_file():
+            wanted = _digest(self._security_docs(self._ensure_credentials()))
+            if self._applied_digest() != wanted:
+                logger.info("the running secured node has another configuration: restarting")
+                self.down()
+        return super().up()
+
     # ------------------------------------------------------------------ configuration
     def _write_config(self) -> None:
         super()._write_config()
@@ -252,7 +267,7 @@ class SecureNode(LocalNode):
         }
         with (conf_dir / "opensearch.yml").open("a") as fh:
             fh.write(yaml.safe_dump(tls, default_flow_style=False))
-        docs = security_config(self.prefix, {u: c["hash"] for u, c in creds.items()})
+        docs = self._security_docs(creds)
         sec_dir = conf_dir / "opensearch-security"
         sec_dir.mkdir(exist_ok=True)
         for name, doc in docs.items():
@@ -260,10 +275,15 @@ class SecureNode(LocalNode):
         self._reset_data_if_config_changed(docs)
         self._write_env_files()
 
+    def _security_docs(self, creds: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
+        return security_config(self.prefix, {u: c["hash"] for u, c in creds.items()})
+
+    def _applied_digest(self) -> str:
+        return self.config_marker.read_text().strip() if self.config_marker.is_file() else ""
+
     def _reset_data_if_config_changed(self, docs: dict[str, dict[str, Any]]) -> None:
-        digest = hashlib.sha256(json.dumps(docs, sort_keys=True).encode()).hexdigest()
-        previous = self.config_marker.read_text().strip() if self.config_marker.is_file() else ""
-        if previous != digest and self.data_dir.exists():
+        digest = _digest(docs)
+        if self._applied_digest() != digest and self.data_dir.exists():
             logger.info("security configuration changed: resetting %s", self.data_dir)
             shutil.rmtree(self.data_dir)
         self.config_marker.write_text(digest)
