@@ -64,6 +64,18 @@ class LocalNodeSettings(BaseModel):
         return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.port}"
 
 
+class SecureNodeSettings(LocalNodeSettings):
+    """``python -m engine.cluster up --secure``: a separate node with the security plugin (TLS,
+    basic auth, users and roles; engine.cluster.secure). Its own defaults, so that overriding
+    one field (``OUTFIT_SECURE_NODE__HOME``) keeps the others."""
+
+    home: Path = PROJECT_ROOT / ".local-opensearch-secure"
+    port: int = Field(default=9221, ge=1024, le=65535)
+    transport_port: int = Field(default=9321, ge=1024, le=65535)
+    heap: str = Field(default="512m", pattern=r"^\d+[mg]$")
+    secure: bool = True
+
+
 class ModelSettings(BaseModel):
     """Where encoders and trained heads live; ``device='auto'`` picks CUDA when present."""
 
@@ -144,14 +156,7 @@ class Settings(BaseSettings):
 
     cluster: ClusterSettings = ClusterSettings()
     local_node: LocalNodeSettings = LocalNodeSettings()
-    # `python -m engine.cluster up --secure`: a separate node with the security plugin
-    secure_node: LocalNodeSettings = LocalNodeSettings(
-        secure=True,
-        home=PROJECT_ROOT / ".local-opensearch-secure",
-        port=9221,
-        transport_port=9321,
-        heap="512m",
-    )
+    secure_node: SecureNodeSettings = SecureNodeSettings()
     models: ModelSettings = ModelSettings()
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()
