@@ -247,8 +247,6 @@ def test_wrong_password_is_a_clear_domain_error(
 
 
 def test_verify_against_the_wrong_ca_fails(node: SecureNode, tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization  # noqa: F401 - cryptography present
-
     from engine.cluster.pki import Pki
 
     other = Pki.at(tmp_path, tmp_path / "private")
