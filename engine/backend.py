@@ -16,7 +16,14 @@ from typing import Any
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as os_exc
 
-from engine.errors import ClusterRequestError, ClusterUnavailable, NotFound
+from engine.errors import (
+    ClusterAuthError,
+    ClusterForbidden,
+    ClusterRequestError,
+    ClusterUnavailable,
+    EngineError,
+    NotFound,
+)
 from engine.queries import term_counts_body
 from engine.settings import ClusterSettings, Settings
 
@@ -41,23 +48,40 @@ def _reason(exc: os_exc.TransportError) -> str:
     return str(exc.error)
 
 
+def _domain_error(what: str, exc: os_exc.TransportError) -> EngineError:
+    """The :mod:`engine.errors` exception for an opensearch-py transport error."""
+    if isinstance(exc, os_exc.NotFoundError):
+        return NotFound(f"{what}: not found", reason=_reason(exc))
+    if isinstance(exc, os_exc.ConnectionError | os_exc.ConnectionTimeout):
+        return ClusterUnavailable(f"{what}: cluster unreachable ({exc.error})")
+    if isinstance(exc, os_exc.AuthenticationException):
+        # the reason is the server's; credentials never go into messages or details
+        return ClusterAuthError(
+            f"{what}: the cluster refused the credentials (401); check "
+            "OUTFIT_CLUSTER__USERNAME and OUTFIT_CLUSTER__PASSWORD",
+            status=401,
+            reason=_reason(exc),
+        )
+    if isinstance(exc, os_exc.AuthorizationException):
+        return ClusterForbidden(
+            f"{what}: the cluster user lacks the permission (403) {_reason(exc)}",
+            status=403,
+            reason=_reason(exc),
+        )
+    status = exc.status_code if isinstance(exc.status_code, int) else None
+    if status is not None and status >= 500 and status != 500:
+        return ClusterUnavailable(f"{what}: cluster error {status}", reason=_reason(exc))
+    return ClusterRequestError(
+        f"{what}: rejected ({status}) {_reason(exc)}", status=status, reason=_reason(exc)
+    )
+
+
 @contextmanager
 def _translate(what: str) -> Iterator[None]:
     try:
         yield
-    except os_exc.NotFoundError as exc:
-        raise NotFound(f"{what}: not found", reason=_reason(exc)) from exc
-    except (os_exc.ConnectionError, os_exc.ConnectionTimeout) as exc:
-        raise ClusterUnavailable(f"{what}: cluster unreachable ({exc.error})") from exc
     except os_exc.TransportError as exc:
-        status = exc.status_code if isinstance(exc.status_code, int) else None
-        if status is not None and status >= 500 and status != 500:
-            raise ClusterUnavailable(
-                f"{what}: cluster error {status}", reason=_reason(exc)
-            ) from exc
-        raise ClusterRequestError(
-            f"{what}: rejected ({status}) {_reason(exc)}", status=status, reason=_reason(exc)
-        ) from exc
+        raise _domain_error(what, exc) from exc
 
 
 class Backend:
@@ -111,6 +135,8 @@ class Backend:
                     )
                 if not health.get("timed_out"):
                     return health
+            except (ClusterAuthError, ClusterForbidden):
+                raise  # waiting does not fix credentials
             except (ClusterUnavailable, ClusterRequestError) as exc:
                 last = exc
             time.sleep(1.0)
@@ -334,7 +360,7 @@ class Backend:
                 )
                 time.sleep(delay)
             except os_exc.TransportError as exc:
-                raise ClusterRequestError(f"bulk rejected: {_reason(exc)}") from exc
+                raise _domain_error("bulk rejected", exc) from exc
 
     # ------------------------------------------------------------------ search
     def search(

@@ -32,6 +32,18 @@ class ClusterRequestError(EngineError):
     code = "cluster_request_error"
 
 
+class ClusterAuthError(ClusterRequestError):
+    """The cluster refused our credentials (HTTP 401): wrong or missing user/password."""
+
+    code = "cluster_auth_failed"
+
+
+class ClusterForbidden(ClusterRequestError):
+    """The cluster's user lacks the permission for the request (HTTP 403)."""
+
+    code = "cluster_forbidden"
+
+
 class NotFound(EngineError):
     code = "not_found"
 

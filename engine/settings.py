@@ -56,10 +56,24 @@ class LocalNodeSettings(BaseModel):
     user: str = "opensearch"
     start_timeout_s: float = 180.0
     mvn: str = "mvn"
+    # TLS on HTTP and transport plus basic auth (the security plugin; engine.cluster.secure)
+    secure: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.port}"
+
+
+class SecureNodeSettings(LocalNodeSettings):
+    """``python -m engine.cluster up --secure``: a separate node with the security plugin (TLS,
+    basic auth, users and roles; engine.cluster.secure). Its own defaults, so that overriding
+    one field (``OUTFIT_SECURE_NODE__HOME``) keeps the others."""
+
+    home: Path = PROJECT_ROOT / ".local-opensearch-secure"
+    port: int = Field(default=9221, ge=1024, le=65535)
+    transport_port: int = Field(default=9321, ge=1024, le=65535)
+    heap: str = Field(default="512m", pattern=r"^\d+[mg]$")
+    secure: bool = True
 
 
 class ModelSettings(BaseModel):
@@ -142,6 +156,7 @@ class Settings(BaseSettings):
 
     cluster: ClusterSettings = ClusterSettings()
     local_node: LocalNodeSettings = LocalNodeSettings()
+    secure_node: SecureNodeSettings = SecureNodeSettings()
     models: ModelSettings = ModelSettings()
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()

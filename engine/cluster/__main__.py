@@ -18,15 +18,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "logs", "install"])
     parser.add_argument("--lines", type=int, default=40, help="log lines for 'logs'")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="the secured node (security plugin: TLS, basic auth, users and roles; port 9221)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = load_settings()
-    if settings.cluster.url and args.command in ("up", "install"):
+    if settings.cluster.url and args.command in ("up", "install") and not args.secure:
         print(f"a cluster URL is configured ({settings.cluster.url}); nothing to provision")
         return 0
-    node = LocalNode(settings.local_node)
+    node: LocalNode
+    if args.secure:
+        from engine.cluster.secure import SecureNode
+
+        node = SecureNode(settings.secure_node, settings.cluster.index_prefix)
+    else:
+        node = LocalNode(settings.local_node)
     try:
         if args.command == "install":
             t0 = time.monotonic()
@@ -36,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             st = node.up()
             print(json.dumps({**asdict(st), "seconds": round(time.monotonic() - t0, 1)}, indent=2))
+            if args.secure:
+                print(_secure_hint(node))
         elif args.command == "down":
             stopped = node.down()
             print("stopped" if stopped else "not running")
@@ -49,6 +62,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- {key} ---\n{value}", file=sys.stderr)
         return 1
     return 0
+
+
+def _secure_hint(node: LocalNode) -> str:
+    from engine.cluster.secure import USERS, SecureNode
+
+    assert isinstance(node, SecureNode)
+    files = "\n".join(f"  {user}: {node.env_file(user)}" for user in USERS)
+    return (
+        f"CA certificate: {node.pki.ca_cert}\n"
+        f"settings per user (0600; passwords are in them, never printed):\n{files}\n"
+        f"use one with: set -a; . {node.env_file('outfit-api')}; set +a"
+    )
 
 
 if __name__ == "__main__":

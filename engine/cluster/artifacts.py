@@ -43,6 +43,7 @@ SHA256: dict[str, str] = {
     "neural-search-2.19.1.0.zip": "b17ca1d774692902c58cbae102bf463970740c31d81446866e8eabd336e285aa",
     "opensearch-2.19.1.zip": "af7152d8b7f6f1cee09d47276b32b70479fe6dd8cdbb61213f84eb7f8098b261",
     "opensearch-knn-2.19.1.0.zip": "eab8c9818865bc035212eab5068cdacae164baa09d4c152f49b736d6f6b0e85c",
+    "opensearch-security-2.19.1.0.zip": "94a04f12ac6033902209fac1e4e512618d45beee604bbf0e42c3ed79c55220cf",
     "opensearch-scripting-painless-spi-2.19.1.jar": "c2598797a5f6f897ce7e8d05f593ff96de3fbc56c52f299d63cddcae41556dda",
 }
 
@@ -157,3 +158,8 @@ def bill_for(version: str, plugin_version: str) -> NodeBill:
             Artifact(osp, "neural-search", plugin_version, "zip"),
         ),
     )
+
+
+def security_plugin(plugin_version: str) -> Artifact:
+    """The OpenSearch security plugin (TLS, users, roles) for ``up --secure``; pinned above."""
+    return Artifact("org.opensearch.plugin", "opensearch-security", plugin_version, "zip")

@@ -184,7 +184,7 @@ class LocalNode(NodeInstaller):
             if self.read_pid() is None:
                 raise ProvisionError("OpenSearch exited during start-up", log_tail=self.log_tail())
             try:
-                health = _get_json(f"{self.s.url}/_cluster/health")
+                health = self._get_json("/_cluster/health")
                 if health.get("status") in ("green", "yellow"):
                     return
                 last = str(health.get("status"))
@@ -225,10 +225,10 @@ class LocalNode(NodeInstaller):
         if pid is None:
             return NodeStatus(running=False, pid=None, url=self.s.url)
         try:
-            root = _get_json(self.s.url)
-            health = _get_json(f"{self.s.url}/_cluster/health")
-            plugins = _get_json(f"{self.s.url}/_cat/plugins?format=json")
-            nodes = _get_json(f"{self.s.url}/_nodes/plugins")
+            root = self._get_json("/")
+            health = self._get_json("/_cluster/health")
+            plugins = self._get_json("/_cat/plugins?format=json")
+            nodes = self._get_json("/_nodes/plugins")
         except OSError:
             return NodeStatus(running=True, pid=pid, url=self.s.url, health="unreachable")
         modules: list[str] = []
@@ -245,6 +245,10 @@ class LocalNode(NodeInstaller):
             modules=tuple(modules),
             health=health.get("status"),
         )
+
+    def _get_json(self, path: str) -> dict:  # type: ignore[type-arg]
+        """GET a path of this node (the secured node overrides it with TLS and credentials)."""
+        return _get_json(f"{self.s.url}{path}")
 
     def log_tail(self, lines: int = 40) -> str:
         candidates = [self.logs_dir / "outfit-local.log", self.logs_dir / "launcher.log"]

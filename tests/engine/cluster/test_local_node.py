@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.backend import Backend
-from engine.cluster.artifacts import SHA256, bill_for
+from engine.cluster.artifacts import SHA256, bill_for, security_plugin
 from engine.cluster.install import _download_pom
 from engine.cluster.local import LocalNode
 from engine.errors import ProvisionError
@@ -18,7 +18,8 @@ from engine.settings import LocalNodeSettings, Settings
 def test_bill_pins_every_artifact() -> None:
     bill = bill_for("2.19.1", "2.19.1.0")
     files = {a.filename for a in bill.all_artifacts()}
-    assert files == set(SHA256)
+    # the security plugin is pinned too; only the secured node (engine.cluster.secure) adds it
+    assert files | {security_plugin("2.19.1.0").filename} == set(SHA256)
     assert {m.name for m in bill.modules} >= {"lang-painless", "analysis-common", "lang-mustache"}
     assert {p.artifact for p in bill.plugins} == {"opensearch-knn", "neural-search"}
 
@@ -30,8 +31,9 @@ def test_unpinned_version_is_rejected() -> None:
 
 def test_download_pom_is_non_transitive() -> None:
     pom = _download_pom(bill_for("2.19.1", "2.19.1.0").all_artifacts())
-    assert pom.count("<dependency>") == len(SHA256)
-    assert pom.count("<exclusion><groupId>*</groupId>") == len(SHA256)
+    n = len(bill_for("2.19.1", "2.19.1.0").all_artifacts())
+    assert pom.count("<dependency>") == n
+    assert pom.count("<exclusion><groupId>*</groupId>") == n
     assert "<type>zip</type>" in pom
 
 
