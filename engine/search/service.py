@@ -35,6 +35,7 @@ LTR score).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,7 @@ class SearchService:
         options: SearchOptions | None = None,
         quality: QualityRerank | None = None,
         fit_check: CatalogFitCheck | None = None,
+        encoder: QueryEncoder | None = None,
     ) -> None:
         self.backend = backend
         self.quality = quality
@@ -78,7 +80,8 @@ class SearchService:
         self.pipeline = pipeline
         self.api = api or ApiSettings()
         self.options = options or SearchOptions()
-        self.encoder = QueryEncoder(model, self.options.text_cache_size)
+        self._model_ref = model
+        self.encoder = encoder or QueryEncoder(model, self.options.text_cache_size)
         # Never serve a classifier that does not know the catalog: when the bundle's type
         # labels miss the index's, the category step is the k-NN vote over the index alone.
         self.fit_check = fit_check or CatalogFitCheck(
@@ -113,6 +116,21 @@ class SearchService:
             api=settings.api,
             options=options,
             quality=quality,
+        )
+
+    def variant(self, *, hybrid_depth: int | None, quality: QualityRerank | None) -> SearchService:
+        """This service with another hybrid depth and quality re-rank (a merchandiser's
+        candidate tuning, previewed beside the live one); encoder and fit check shared."""
+        return SearchService(
+            self.backend,
+            index=self.index,
+            pipeline=self.pipeline,
+            model=self._model_ref,
+            api=self.api,
+            options=replace(self.options, hybrid_depth=hybrid_depth),
+            quality=quality,
+            fit_check=self.fit_check,
+            encoder=self.encoder,
         )
 
     # ------------------------------------------------------------------ encoders
