@@ -10,7 +10,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -152,9 +151,7 @@ def test_thumbnail_width(client: TestClient) -> None:
     assert_error(client.get("/images/local/0?w=5"), 422, "invalid_request")
 
 
-def test_url_source_is_fetched_through_the_allow_list(
-    client: TestClient, server: Server
-) -> None:
+def test_url_source_is_fetched_through_the_allow_list(client: TestClient, server: Server) -> None:
     r = client.get("/images/both/1")
     assert r.status_code == 200 and r.content == server.routes["/red.jpg"][1]
     assert "/red.jpg" in server.hits
@@ -194,7 +191,9 @@ def test_non_image_sources_are_refused(client: TestClient, item_id: str, words: 
     assert words in body["message"]
 
 
-def test_search_hits_link_to_the_image_route(cluster: Backend, app_env: tuple[Settings, str]) -> None:
+def test_search_hits_link_to_the_image_route(
+    cluster: Backend, app_env: tuple[Settings, str]
+) -> None:
     """What the search service answers: image_urls are the served links, in order."""
     from engine.image_links import image_links
     from engine.search.stages import to_hit
