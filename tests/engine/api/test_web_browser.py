@@ -306,8 +306,13 @@ def test_saving_bm25_one_changes_the_live_order_and_rollback_restores_it(
     by_id(browser, "note").send_keys("browser test: BM25 only")
     by_id(browser, "save-btn").click()
     wait_for(lambda: "BM25 1.00" in by_id(browser, "live-info").text, "the saved version live")
-    rows = browser.find_elements(By.CSS_SELECTOR, "#history tr")
-    assert "browser test: BM25 only" in rows[0].text
+    wait_for(
+        lambda: (
+            "browser test: BM25 only"
+            in browser.find_elements(By.CSS_SELECTOR, "#history tr")[0].text
+        ),
+        "the saved version at the top of the history",
+    )
     screenshot(browser, "merchandising.png", publish=True)
     # the shopper page: the live order changes (the service re-reads the pipeline within 5 s)
     changed = wait_for(
