@@ -68,6 +68,17 @@ def prepare(
         logger.info("looks: %s", looks_report)
 
 
+def page_urls(base: str) -> str:
+    """What a person can open once the service runs."""
+    return "\n".join(
+        (
+            f"shop:          {base}/",
+            f"merchandising: {base}/merchandising  (admin key: OUTFIT_API__ADMIN_API_KEY)",
+            f"API docs:      {base}/docs",
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["fit"]:  # offline: its own options (engine.train.fit)
@@ -107,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.api.app import create_app
 
-    logger.info("serving on http://%s:%d/docs", settings.api.host, settings.api.port)
+    base = f"http://{settings.api.host}:{settings.api.port}"
+    print(page_urls(base), flush=True)
     uvicorn.run(create_app(settings), host=settings.api.host, port=settings.api.port)
     return 0
 

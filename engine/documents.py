@@ -59,7 +59,7 @@ PLAIN_FIELDS = (
     "clicks",
     "in_stock",
     "added_at",
-    "image_urls",
+    "source_image_urls",
 )
 
 # The outfit slots and the slot of a product live in the catalog taxonomy (one place for every
@@ -161,7 +161,7 @@ def plain_fields(
         "clicks": product.clicks,
         "in_stock": product.in_stock,
         "added_at": product.added_at,
-        "image_urls": list(image_urls) or None,
+        "source_image_urls": list(image_urls) or None,
     }
     return {k: v for k, v in doc.items() if v is not None}
 
@@ -248,7 +248,7 @@ def product_to_document(
     ``image_embeddings`` / ``image_urls`` / ``image_sha1s`` are per image, the first being the
     primary photo (``image_embedding``, ``image_sha1``); with no image the image fields are
     absent (a text-only document). ``all_image_urls`` is the product's full image list for the
-    ``image_urls`` field (default ``image_urls``; it differs when an extra image was unusable). ``joint_embedding`` defaults to the text embedding when
+    ``source_image_urls`` field (default ``image_urls``; it differs when an extra image was unusable). ``joint_embedding`` defaults to the text embedding when
     there is no image, else the normalised sum of the primary image and text embeddings.
     """
     if len(image_embeddings) != len(image_urls) or (

@@ -34,6 +34,7 @@ PRODUCT_SOURCE = [
     "price",
     "discounted_price",
     "in_stock",
+    "source_image_urls",
     "image_urls",
     "model_version",
     "joint_embedding",

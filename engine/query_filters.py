@@ -29,7 +29,8 @@ RESULT_FIELDS: tuple[str, ...] = (
     "price",
     "discounted_price",
     "in_stock",
-    "image_urls",
+    "source_image_urls",
+    "image_urls",  # documents indexed before source_image_urls
 )
 
 DEFAULT_FLOOR = 0.05

@@ -72,6 +72,12 @@ def resolve_local(ref: str, options: ImageOptions) -> Path:
     return find_local_image(ref, [options.images_dir, options.base_dir])
 
 
+def located(refs: Sequence[str], options: ImageOptions) -> list[str]:
+    """The refs as locations the API can serve later (``source_image_urls``): URLs as they
+    are, local files as absolute paths."""
+    return [ref if is_remote_image(ref) else str(resolve_local(ref, options).resolve()) for ref in refs]
+
+
 class ImageFetcher:
     """Reads image bytes; thread-safe (one shared HTTP connection pool)."""
 

@@ -25,7 +25,15 @@ from engine.documents import (
 )
 from engine.errors import InvalidImage
 from ingest.encode import Encoder, PreparedImage
-from ingest.images import ImageFetcher, ImageOptions, decode, error_code, fetch_all, image_refs
+from ingest.images import (
+    ImageFetcher,
+    ImageOptions,
+    decode,
+    error_code,
+    fetch_all,
+    image_refs,
+    located,
+)
 from ingest.indexer import IndexJob
 from ingest.readers import Row, RowFailure
 from ingest.report import Failure, IngestReport
@@ -206,7 +214,7 @@ class ProductStages:
         items: list[Item] = []
         for r, p in products:
             text = self.encoder.text_for(p)
-            refs = image_refs(p, self.image_options)
+            refs = located(image_refs(p, self.image_options), self.image_options)
             old = existing.get(p.id)
             old_hash = old.get("content_hash") if old else None
             fut = self.pool.submit(self._load, p, refs, text, old_hash)

@@ -17,7 +17,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from engine.api.errors import install_error_handlers
-from engine.api.routers import admin, health, looks, search
+from engine.api.image_serving import ImageServer
+from engine.api.routers import admin, health, images, looks, preview, search, web
 from engine.api.state import SERVICE_NAMES, AppState
 from engine.backend import Backend
 from engine.errors import ModelUnavailable
@@ -83,6 +84,11 @@ def build_services(state: AppState, overrides: dict[str, Callable[[], Any]]) -> 
             model_loader=lambda: state.model("compat"),
             joint_loader=lambda: state.model("joint"),
         )
+    if "images_service" not in overrides:
+        # product images read with the ingest limits and the hosts ingest may fetch from
+        state.images = ImageServer(
+            backend, settings.cluster.products_index, settings.ingest.url_allowed_hosts
+        )
 
 
 def create_app(
@@ -103,6 +109,8 @@ def create_app(
         build_services(state, services)
         app.state.outfit = state
         yield
+        if "images_service" not in services:
+            state.images.close()
 
     app = FastAPI(
         title="outfit-search",
@@ -115,4 +123,8 @@ def create_app(
     app.include_router(search.router)
     app.include_router(looks.router)
     app.include_router(admin.router)
+    app.include_router(preview.router)
+    app.include_router(images.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files(), name="static")
     return app

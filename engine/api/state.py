@@ -12,6 +12,7 @@ from engine.backend import Backend
 from engine.settings import Settings
 
 if TYPE_CHECKING:
+    from engine.api.image_serving import ImageServer
     from engine.looks.service import LookService
     from engine.search.service import SearchService
     from engine.tuning.weights import TuningStore
@@ -21,6 +22,7 @@ SERVICE_NAMES: dict[str, str] = {
     "search_service": "search",
     "looks_service": "looks",
     "tuning": "tuning",
+    "images_service": "images",
 }
 
 
@@ -34,6 +36,7 @@ class AppState:
     search: SearchService = field(init=False)
     looks: LookService = field(init=False)
     tuning: TuningStore = field(init=False)
+    images: ImageServer = field(init=False)
     _loaded: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

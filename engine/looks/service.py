@@ -28,6 +28,7 @@ import numpy as np
 
 from engine.backend import Backend
 from engine.errors import InvalidInput, ModelUnavailable, NotFound
+from engine.image_links import image_links
 from engine.look_queries import (
     knn_products_query,
     looks_with_item_query,
@@ -66,7 +67,6 @@ _RESULT_FIELDS = (
     "price",
     "discounted_price",
     "in_stock",
-    "image_urls",
 )
 
 
@@ -223,7 +223,10 @@ class LookService:
             p = products.get(it["item_id"])
             it["in_catalog"] = p is not None
             if p is not None:
-                it.update({k: p[k] for k in ("title", "price", "image_urls") if k in p})
+                it.update({k: p[k] for k in ("title", "price") if k in p})
+                links = image_links(it["item_id"], p)
+                if links:
+                    it["image_urls"] = links
         return look
 
     # ------------------------------------------------------------------ query
@@ -475,6 +478,9 @@ class LookService:
             reason["model_score"] = round(c.model_score, 4)
         item = {"id": c.doc["id"], "score": round(float(c.score), 4)}
         item.update({k: c.doc[k] for k in _RESULT_FIELDS if k in c.doc})
+        links = image_links(str(c.doc["id"]), c.doc)
+        if links:
+            item["image_urls"] = links
         item["slot"] = look_slot(c.doc)
         item["reason"] = reason
         return item

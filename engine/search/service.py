@@ -35,6 +35,7 @@ LTR score).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from engine.backend import Backend
@@ -63,6 +64,7 @@ class SearchService:
         options: SearchOptions | None = None,
         quality: QualityRerank | None = None,
         fit_check: CatalogFitCheck | None = None,
+        encoder: QueryEncoder | None = None,
     ) -> None:
         self.backend = backend
         self.quality = quality
@@ -70,7 +72,8 @@ class SearchService:
         self.pipeline = pipeline
         self.api = api or ApiSettings()
         self.options = options or SearchOptions()
-        self.encoder = QueryEncoder(model, self.options.text_cache_size)
+        self._model_ref = model
+        self.encoder = encoder or QueryEncoder(model, self.options.text_cache_size)
         # Never serve a classifier that does not know the catalog: when the bundle's type
         # labels miss the index's, the category step is the k-NN vote over the index alone.
         self.fit_check = fit_check or CatalogFitCheck(
@@ -125,6 +128,21 @@ class SearchService:
         self.item_vector = image.item_vector
         self.similar_to_item = image.similar_to_item
         self.compose_search = compose.search
+
+    def variant(self, *, hybrid_depth: int | None, quality: QualityRerank | None) -> SearchService:
+        """This service with another hybrid depth and quality re-rank (a merchandiser's
+        candidate tuning, previewed beside the live one); encoder and fit check shared."""
+        return SearchService(
+            self.backend,
+            index=self.index,
+            pipeline=self.pipeline,
+            model=self._model_ref,
+            api=self.api,
+            options=replace(self.options, hybrid_depth=hybrid_depth),
+            quality=quality,
+            fit_check=self.fit_check,
+            encoder=self.encoder,
+        )
 
     @property
     def model(self) -> Any:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.backend import Backend
+from engine.image_links import image_links
 from engine.ltr.rerank import RerankBlend
 from engine.queries import Source
 from engine.search.category import CategoryPrediction
@@ -95,7 +96,7 @@ def to_hit(h: JSON, explain: HitExplain | None = None) -> Hit:
         price=src.get("price"),
         discounted_price=src.get("discounted_price"),
         in_stock=src.get("in_stock"),
-        image_urls=src.get("image_urls"),
+        image_urls=image_links(str(h["_id"]), src),
         slot=src.get("slot"),
         explain=explain,
     )

@@ -115,7 +115,7 @@ def test_plain_fields_omit_missing_values() -> None:
     assert doc["slot"] == "top"
     assert doc["attributes"]["Sleeve Length"] == "Long"
     assert doc["discount_pct"] == 25.0
-    assert doc["image_urls"] == ["a.jpg"]
+    assert doc["source_image_urls"] == ["a.jpg"]
     assert set(doc) <= set(PLAIN_FIELDS)
 
 
@@ -160,7 +160,7 @@ def test_document_with_images() -> None:
 def test_text_only_document_has_no_image_fields() -> None:
     text = _unit(4)
     doc = product_to_document(_product(), text_embedding=text)
-    for absent in ("image_embedding", "images", "image_sha1", "image_urls", "binary_code"):
+    for absent in ("image_embedding", "images", "image_sha1", "source_image_urls", "binary_code"):
         assert absent not in doc
     assert np.allclose(doc["joint_embedding"], text, atol=1e-6)
 
@@ -173,7 +173,7 @@ def test_all_image_urls_override_and_alignment_check() -> None:
         image_urls=["p.jpg"],
         all_image_urls=["p.jpg", "broken.jpg"],
     )
-    assert doc["image_urls"] == ["p.jpg", "broken.jpg"]
+    assert doc["source_image_urls"] == ["p.jpg", "broken.jpg"]
     assert len(doc["images"]) == 1
     with pytest.raises(ValueError):
         product_to_document(_product(), text_embedding=_unit(1), image_embeddings=[_unit(2)])

@@ -230,7 +230,7 @@ def test_ingest_counts_failures_and_documents(data: dict[str, Path]) -> None:
     assert "image_embedding" not in text_only and "images" not in text_only
     assert len(text_only["text_embedding"]) == DIM
     d = docs["p03"]
-    assert d["image_urls"][0].endswith("p03.jpg") and len(d["image_sha1"]) == 40
+    assert d["source_image_urls"][0].endswith("p03.jpg") and len(d["image_sha1"]) == 40
     assert d["predicted_category"] == "Shirts" and d["model_version"] == "fake-1"
     assert d["attr_prob"]["article_type"]["shirts"] == 0.7
 
