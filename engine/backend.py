@@ -148,6 +148,13 @@ class Backend:
         """How many data nodes the cluster has now."""
         return int(self.cluster_health().get("number_of_data_nodes", 1))
 
+    def shard_copies(self, index: str) -> list[JSON]:
+        """Where the copies of an index's shards are: one row per copy (``shard``, ``prirep``
+        ``p``/``r``, ``state``, ``node`` name)."""
+        with _translate(f"shards of {index}"):
+            rows = self.client.cat.shards(index=index, format="json", h="shard,prirep,state,node")
+        return [dict(r) for r in rows]
+
     def plugins(self) -> set[str]:
         with _translate("list plugins"):
             rows = self.client.cat.plugins(format="json")

@@ -214,8 +214,8 @@ class LocalCluster:
             try:
                 health = str(_get_json(f"{m.s.url}/_cluster/health").get("status"))
                 cat = _get_json(
-                    f"{m.s.url}/_cat/nodes?format=json&h=name,port,node.role,cluster_manager,"
-                    "heap.percent,heap.max"
+                    f"{m.s.url}/_cat/nodes?format=json&full_id=true&h=id,name,port,node.role,"
+                    "cluster_manager,heap.percent,heap.max"
                 )
             except OSError:
                 continue

@@ -49,7 +49,8 @@ def test_member_config_lists_every_node_for_discovery_and_election(tmp_path: Pat
     conf = {
         k: json.loads(v)
         for k, v in (
-            line.split(": ", 1) for line in (m.config_dir / "opensearch.yml").read_text().splitlines()
+            line.split(": ", 1)
+            for line in (m.config_dir / "opensearch.yml").read_text().splitlines()
         )
     }
     assert conf["node.name"] == "outfit-cluster-2"
