@@ -16,7 +16,7 @@ from pathlib import Path
 from engine.backend import Backend
 from engine.cli import CommandParser, fail, setup_logging
 from engine.config.desired import desired_objects
-from engine.config.installer import apply
+from engine.config.installer import apply, default_replicas
 from engine.errors import EngineError
 from engine.settings import Settings, load_settings
 
@@ -41,9 +41,7 @@ def prepare(
     backend.wait_for_health(timeout_s=120)
     changes = apply(
         backend,
-        desired_objects(
-            settings.cluster.index_prefix, replicas=0 if not settings.cluster.url else 1
-        ),
+        desired_objects(settings.cluster.index_prefix, replicas=default_replicas(backend)),
     )
     logger.info(
         "configuration: %s",

@@ -32,9 +32,19 @@ logger = logging.getLogger(__name__)
 JSON = dict[str, Any]
 
 
+# a request that meets one of these (a node going away, a cluster manager being re-elected) is
+# sent again, to the next node, up to ``ClusterSettings.max_retries`` times
+RETRY_ON_STATUS = (502, 503, 504)
+
+
 def cluster_url(settings: Settings) -> str:
-    """The configured cluster URL, or the local node's when none is configured."""
+    """The configured cluster URL(s), or the local node's when none is configured."""
     return settings.cluster.url or settings.local_node.url
+
+
+def cluster_hosts(settings: Settings) -> list[str]:
+    """Every node the client may send to: the configured ones, or the local node."""
+    return settings.cluster.hosts or [settings.local_node.url]
 
 
 def _reason(exc: os_exc.TransportError) -> str:
@@ -94,12 +104,21 @@ class Backend:
     @classmethod
     def from_settings(cls, settings: Settings) -> Backend:
         c = settings.cluster
-        url = cluster_url(settings)
+        hosts = cluster_hosts(settings)
+        url = hosts[0]
         kwargs: dict[str, Any] = {
-            "hosts": [url],
+            # every configured node: a request that fails on one (connection error, timeout,
+            # 502/503/504) is retried on the next, the failed node is left alone for a while
+            "hosts": hosts,
             "timeout": c.timeout_s,
             "max_retries": c.max_retries,
             "retry_on_timeout": True,
+            "retry_on_status": RETRY_ON_STATUS,
+            # the configured addresses are the ones to use (a node's published address may not
+            # be reachable from here): no sniffing
+            "sniff_on_start": False,
+            "sniff_on_connection_fail": False,
+            "sniffer_timeout": None,
             "http_compress": False,
             # ingest (lookup + indexing threads) and the API share one client
             "pool_maxsize": 8,
@@ -150,6 +169,17 @@ class Backend:
         """``GET /_cluster/health`` now (no waiting; see :meth:`wait_for_health`)."""
         with _translate("cluster health"):
             return dict(self.client.cluster.health())
+
+    def data_nodes(self) -> int:
+        """How many data nodes the cluster has now."""
+        return int(self.cluster_health().get("number_of_data_nodes", 1))
+
+    def shard_copies(self, index: str) -> list[JSON]:
+        """Where the copies of an index's shards are: one row per copy (``shard``, ``prirep``
+        ``p``/``r``, ``state``, ``node`` name)."""
+        with _translate(f"shards of {index}"):
+            rows = self.client.cat.shards(index=index, format="json", h="shard,prirep,state,node")
+        return [dict(r) for r in rows]
 
     def plugins(self) -> set[str]:
         with _translate("list plugins"):

@@ -19,7 +19,11 @@ SAMPLE_DIR = PROJECT_ROOT / "sample"
 
 
 class ClusterSettings(BaseModel):
-    """How to reach OpenSearch. ``url=None`` means: provision and use the local node."""
+    """How to reach OpenSearch. ``url=None`` means: provision and use the local node.
+
+    ``url`` may list several nodes of one cluster, comma-separated
+    (``http://127.0.0.1:9211,http://127.0.0.1:9212``): the client spreads requests over them and
+    retries a request on another node on connection errors, timeouts and 502/503/504."""
 
     url: str | None = None
     username: str | None = None
@@ -29,6 +33,24 @@ class ClusterSettings(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
     index_prefix: str = Field(default="outfit", pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+
+    @field_validator("url")
+    @classmethod
+    def _urls(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        hosts = [h.strip() for h in v.split(",") if h.strip()]
+        for h in hosts:
+            if not h.startswith(("http://", "https://")):
+                raise ValueError(f"cluster URL {h!r} must start with http:// or https://")
+        if len({h.split("://", 1)[0] for h in hosts}) > 1:
+            raise ValueError("cluster URLs must all be http or all https")
+        return ",".join(hosts)
+
+    @property
+    def hosts(self) -> list[str]:
+        """The configured node URLs (empty when none is configured)."""
+        return self.url.split(",") if self.url else []
 
     @property
     def products_index(self) -> str:
@@ -74,6 +96,30 @@ class SecureNodeSettings(LocalNodeSettings):
     transport_port: int = Field(default=9321, ge=1024, le=65535)
     heap: str = Field(default="512m", pattern=r"^\d+[mg]$")
     secure: bool = True
+
+
+class LocalClusterSettings(BaseModel):
+    """The multi-node loopback cluster (``python -m engine.cluster up --nodes 3``).
+
+    Node ``i`` (0-based) listens on ``http_base_port + i`` / ``transport_base_port + i``; it
+    shares the local node's installation and keeps its own config, data and logs under
+    ``<local_node.home>/<name>/node-<i+1>``. The single node keeps its own ports (9200/9300)."""
+
+    name: str = Field(default="cluster", pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    nodes: int = Field(default=3, ge=2, le=9)
+    http_base_port: int = Field(default=9211, ge=1024, le=65500)
+    transport_base_port: int = Field(default=9311, ge=1024, le=65500)
+    heap: str = Field(default="512m", pattern=r"^\d+[mg]$")
+    start_timeout_s: float = 240.0
+
+    def http_port(self, i: int) -> int:
+        return self.http_base_port + i
+
+    def transport_port(self, i: int) -> int:
+        return self.transport_base_port + i
+
+    def urls(self, nodes: int | None = None) -> list[str]:
+        return [f"http://127.0.0.1:{self.http_port(i)}" for i in range(nodes or self.nodes)]
 
 
 class ModelSettings(BaseModel):
@@ -157,6 +203,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     local_node: LocalNodeSettings = LocalNodeSettings()
     secure_node: SecureNodeSettings = SecureNodeSettings()
+    local_cluster: LocalClusterSettings = LocalClusterSettings()
     models: ModelSettings = ModelSettings()
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()

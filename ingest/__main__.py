@@ -22,7 +22,7 @@ from engine.backend import Backend
 from engine.catalog.mapping import load_catalog_mapping
 from engine.cli import CommandParser, fail, setup_logging
 from engine.config.desired import desired_objects
-from engine.config.installer import apply
+from engine.config.installer import apply, default_replicas
 from engine.errors import ClusterUnavailable, EngineError, IngestAborted
 from engine.settings import Settings, load_settings
 from ingest import looks as looks_cli
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _prepare_cluster(settings: Settings, backend: Backend, index: str, skip: bool) -> None:
     backend.wait_for_health(timeout_s=30)
     if not skip:
-        replicas = 1 if settings.cluster.url else 0
+        replicas = default_replicas(backend)
         changes = apply(backend, desired_objects(settings.cluster.index_prefix, replicas))
         changed = [c for c in changes if c.action != "unchanged"]
         for c in changed:

@@ -119,6 +119,16 @@ class LocalNode(NodeInstaller):
             logger.info("node already running (pid %d)", pid)
             self.wait_healthy()
             return self.status()
+        t0 = time.monotonic()
+        pid = self.start()
+        self.wait_healthy()
+        logger.info("node up (pid %d) in %.1fs at %s", pid, time.monotonic() - t0, self.s.url)
+        return self.status()
+
+    def start(self) -> int:
+        """Install if needed and launch the node process (not waiting for it to be healthy);
+        returns its pid. The multi-node cluster (:mod:`engine.cluster.multi`) starts its
+        members this way, then waits for them together."""
         if _port_open(self.s.port):
             raise ProvisionError(
                 f"port {self.s.port} is taken by another process (not our node); stop it, set "
@@ -140,7 +150,6 @@ class LocalNode(NodeInstaller):
         node_pid = pid_dir / "opensearch.pid"
         node_pid.unlink(missing_ok=True)
         cmd = [str(self.install_dir / "bin" / "opensearch"), "-d", "-p", str(node_pid)]
-        t0 = time.monotonic()
         stdout = (self.logs_dir / "launcher.log").open("ab")
         try:
             proc = subprocess.run(
@@ -162,9 +171,7 @@ class LocalNode(NodeInstaller):
             )
         pid = self._wait_pid_file(node_pid)
         self.pid_file.write_text(str(pid))
-        self.wait_healthy()
-        logger.info("node up (pid %d) in %.1fs at %s", pid, time.monotonic() - t0, self.s.url)
-        return self.status()
+        return pid
 
     def _wait_pid_file(self, node_pid: Path, timeout_s: float = 30.0) -> int:
         deadline = time.monotonic() + timeout_s

@@ -8,7 +8,7 @@ import sys
 
 from engine.backend import Backend
 from engine.config.desired import desired_objects
-from engine.config.installer import apply
+from engine.config.installer import apply, default_replicas
 from engine.errors import EngineError
 from engine.settings import load_settings
 
@@ -27,16 +27,16 @@ def main(argv: list[str] | None = None) -> int:
         "--replicas",
         type=int,
         default=None,
-        help="index replicas (default: 0 locally, 1 otherwise)",
+        help="index replicas (default: 1 when the cluster has several data nodes, else 0)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("opensearch").setLevel(logging.WARNING)
     settings = load_settings()
-    replicas = args.replicas if args.replicas is not None else (1 if settings.cluster.url else 0)
     try:
         backend = Backend.from_settings(settings)
         backend.wait_for_health(timeout_s=30)
+        replicas = args.replicas if args.replicas is not None else default_replicas(backend)
         objects = desired_objects(settings.cluster.index_prefix, replicas)
         changes = apply(backend, objects, dry_run=args.dry_run, reset_weights=args.reset_weights)
     except EngineError as exc:

@@ -43,6 +43,13 @@ def _load(path: Path, prefix: str, replicas: int) -> dict[str, Any]:
     return data
 
 
+def replicas_for(data_nodes: int) -> int:
+    """Replicas of our indices on a cluster of ``data_nodes`` data nodes: one copy on another
+    node when there is another node (a node may then die without losing data or answers), none
+    on a single node (a replica could never be assigned there: the index would stay yellow)."""
+    return 1 if data_nodes > 1 else 0
+
+
 def template_id(prefix: str, name: str) -> str:
     """Stored search template id, e.g. ``outfit-text``."""
     return f"{prefix}-{name}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.backend import Backend
-from engine.config.desired import ConfigObject
+from engine.config.desired import ConfigObject, replicas_for
 from engine.tuning.weights import is_tuned, preserve_tuned_weights
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,11 @@ class Change:
     kind: str
     name: str
     action: Action
+
+
+def default_replicas(backend: Backend) -> int:
+    """Index replicas for this cluster: 1 with more than one data node, else 0."""
+    return replicas_for(backend.data_nodes())
 
 
 def _stamped(obj: ConfigObject) -> dict[str, Any]:
