@@ -18,10 +18,16 @@ DEFAULT_SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "fashion-product
 SAMPLE_DIR = PROJECT_ROOT / "sample"
 
 
+Engine = Literal["opensearch", "elasticsearch"]
+
+
 class ClusterSettings(BaseModel):
-    """How to reach OpenSearch. ``url=None`` means: provision and use the local node."""
+    """How to reach the cluster. ``url=None`` means: provision and use the local node (of
+    ``engine``: OpenSearch unless ``elasticsearch`` is set). With a URL and no ``engine`` the
+    engine is detected from the cluster (:func:`engine.engines.detect_engine`)."""
 
     url: str | None = None
+    engine: Engine | None = None
     username: str | None = None
     password: SecretStr | None = None
     verify_certs: bool = True
@@ -60,6 +66,18 @@ class LocalNodeSettings(BaseModel):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class ElasticsearchNodeSettings(LocalNodeSettings):
+    """The local Elasticsearch node (``python -m engine.cluster up --engine elasticsearch``):
+    the Maven ``integ-test-zip`` distribution, on its own ports so both engines can run."""
+
+    version: str = "8.19.0"
+    plugin_version: str = ""  # no plugins: the distribution's own modules only
+    home: Path = PROJECT_ROOT / ".local-elasticsearch"
+    port: int = Field(default=9250, ge=1024, le=65535)
+    transport_port: int = Field(default=9350, ge=1024, le=65535)
+    user: str = "elasticsearch"
 
 
 class ModelSettings(BaseModel):
@@ -142,6 +160,7 @@ class Settings(BaseSettings):
 
     cluster: ClusterSettings = ClusterSettings()
     local_node: LocalNodeSettings = LocalNodeSettings()
+    elasticsearch_node: ElasticsearchNodeSettings = ElasticsearchNodeSettings()
     models: ModelSettings = ModelSettings()
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()

@@ -1,4 +1,5 @@
-"""``python -m engine.cluster up | down | status | logs`` — the local OpenSearch node."""
+"""``python -m engine.cluster up | down | status | logs [--engine opensearch|elasticsearch]`` — the
+local node (OpenSearch by default; ``--engine`` or ``OUTFIT_CLUSTER__ENGINE`` picks Elasticsearch)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "logs", "install"])
     parser.add_argument("--lines", type=int, default=40, help="log lines for 'logs'")
+    parser.add_argument(
+        "--engine",
+        choices=["opensearch", "elasticsearch"],
+        default=None,
+        help="which local node (default: OUTFIT_CLUSTER__ENGINE, else opensearch)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -26,7 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     if settings.cluster.url and args.command in ("up", "install"):
         print(f"a cluster URL is configured ({settings.cluster.url}); nothing to provision")
         return 0
-    node = LocalNode(settings.local_node)
+    engine = args.engine or settings.cluster.engine or "opensearch"
+    node: LocalNode
+    if engine == "elasticsearch":
+        from engine.cluster.elasticsearch import ElasticsearchNode
+
+        node = ElasticsearchNode(settings.elasticsearch_node)
+    else:
+        node = LocalNode(settings.local_node)
     try:
         if args.command == "install":
             t0 = time.monotonic()
