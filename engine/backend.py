@@ -26,8 +26,12 @@ JSON = dict[str, Any]
 
 
 def cluster_url(settings: Settings) -> str:
-    """The configured cluster URL, or the local node's when none is configured."""
-    return settings.cluster.url or settings.local_node.url
+    """The configured cluster URL, or the local node's (of the configured engine) when none is."""
+    if settings.cluster.url:
+        return settings.cluster.url
+    if settings.cluster.engine == "elasticsearch":
+        return settings.elasticsearch_node.url
+    return settings.local_node.url
 
 
 def _reason(exc: os_exc.TransportError) -> str:
@@ -61,7 +65,10 @@ def _translate(what: str) -> Iterator[None]:
 
 
 class Backend:
-    """Thin, typed wrapper over opensearch-py with our error model."""
+    """Thin, typed wrapper over opensearch-py with our error model. The Elasticsearch one is
+    :class:`engine.es_backend.ElasticsearchBackend`; :func:`engine.engines.connect` picks."""
+
+    engine = "opensearch"
 
     def __init__(self, client: OpenSearch, cluster: ClusterSettings) -> None:
         self.client = client
@@ -124,6 +131,10 @@ class Backend:
         """``GET /_cluster/health`` now (no waiting; see :meth:`wait_for_health`)."""
         with _translate("cluster health"):
             return dict(self.client.cluster.health())
+
+    def supports(self, kind: str) -> bool:
+        """Whether config objects of ``kind`` (engine.config.desired.Kind) can be installed."""
+        return True
 
     def plugins(self) -> set[str]:
         with _translate("list plugins"):

@@ -22,6 +22,7 @@ from engine.backend import Backend
 from engine.catalog.mapping import load_catalog_mapping
 from engine.config.desired import desired_objects
 from engine.config.installer import apply
+from engine.engines import connect
 from engine.errors import ClusterUnavailable, EngineError, IngestAborted
 from engine.settings import Settings, load_settings
 from ingest import looks as looks_cli
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     index = args.index or settings.cluster.products_index
     progress = not args.no_progress
     try:
-        backend = Backend.from_settings(settings)
+        backend = connect(settings)
         _prepare_cluster(settings, backend, index, args.skip_config)
         if args.command == "products":
             if args.text_encoder is not None:

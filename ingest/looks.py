@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.backend import Backend
+from engine.engines import connect
 from engine.errors import ClusterUnavailable, EngineError
 from engine.looks.format import Look, LookError, iter_looks, iter_looks_text
 from engine.looks.store import PRODUCT_EXCLUDES, look_actions, look_document
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     if not args.looks.is_file():
         print(f"no such file: {args.looks}", file=sys.stderr)
         return 1
-    backend = Backend.from_settings(settings)
+    backend = connect(settings)
     try:
         report = ingest_looks(
             backend,

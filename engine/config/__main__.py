@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from engine.backend import Backend
 from engine.config.desired import desired_objects
 from engine.config.installer import apply
+from engine.engines import connect
 from engine.errors import EngineError
 from engine.settings import load_settings
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     replicas = args.replicas if args.replicas is not None else (1 if settings.cluster.url else 0)
     try:
-        backend = Backend.from_settings(settings)
+        backend = connect(settings)
         backend.wait_for_health(timeout_s=30)
         objects = desired_objects(settings.cluster.index_prefix, replicas)
         changes = apply(backend, objects, dry_run=args.dry_run, reset_weights=args.reset_weights)
@@ -45,8 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     verb = "would be " if args.dry_run else ""
     for c in changes:
         print(f"{c.kind:16s} {c.name:32s} {verb if c.action != 'unchanged' else ''}{c.action}")
-    n = sum(c.action != "unchanged" for c in changes)
-    print(f"{n} change(s){' (dry run)' if args.dry_run else ''}, {len(changes) - n} unchanged")
+    n = sum(c.action in ("created", "updated") for c in changes)
+    same = sum(c.action == "unchanged" for c in changes)
+    skipped = len(changes) - n - same
+    print(
+        f"{n} change(s){' (dry run)' if args.dry_run else ''}, {same} unchanged"
+        + (f", {skipped} unsupported by this cluster" if skipped else "")
+    )
     return 0
 
 
