@@ -29,9 +29,10 @@ from engine.queries import (
 )
 from engine.search.service import SearchService
 from engine.settings import Settings
-from tests.conftest import SAMPLE, TEST_PREFIX
+from tests.conftest import BOTH_ENGINES, SAMPLE, TEST_PREFIX
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.slow]
+CLUSTER_ENGINES = BOTH_ENGINES
 
 CATALOG = SAMPLE / "catalog.jsonl"
 IMAGES = SAMPLE / "images"
