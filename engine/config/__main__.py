@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -29,7 +30,16 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="index replicas (default: 0 locally, 1 otherwise)",
     )
+    rp = sub.add_parser("render", help="print the request body of each query type")
+    rp.add_argument("--engine", choices=["opensearch", "elasticsearch"], default=None)
+    rp.add_argument("--text", default="red dress")
     args = parser.parse_args(argv)
+    if args.command == "render":
+        from engine.config.render import bodies
+
+        engine = args.engine or load_settings().cluster.engine or "opensearch"
+        print(json.dumps(bodies(engine, args.text), indent=2))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("opensearch").setLevel(logging.WARNING)
     settings = load_settings()
