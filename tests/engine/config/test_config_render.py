@@ -13,7 +13,7 @@ def test_elasticsearch_bodies_have_no_opensearch_only_parts() -> None:
     assert {"text", "vector", "image", "compose"} <= set(out)
     text = json.dumps(out)
     assert VECTOR in text
-    for key in ('"hybrid"', '"painless"', '"vector":', '"search_pipeline"'):
+    for key in ('"hybrid"', '"painless"', f'"vector": "{VECTOR}"', '"search_pipeline"'):
         assert key not in text
     assert out["vector"]["knn"]["query_vector"] == VECTOR
 
