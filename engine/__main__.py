@@ -13,10 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.backend import Backend
 from engine.cli import CommandParser, fail, setup_logging
 from engine.config.desired import desired_objects
 from engine.config.installer import apply, default_replicas
+from engine.engines import connect
 from engine.errors import EngineError
 from engine.settings import Settings, load_settings
 
@@ -32,12 +32,17 @@ def prepare(
     mapping: str | None = None,
 ) -> None:
     """Node up (if local), config applied, sample products and looks ingested."""
-    if not settings.cluster.url:
+    if not settings.cluster.url and settings.cluster.engine == "elasticsearch":
+        from engine.cluster.elasticsearch import ElasticsearchNode
+
+        status = ElasticsearchNode(settings.elasticsearch_node).up()
+        logger.info("local Elasticsearch %s at %s (%s)", status.version, status.url, status.health)
+    elif not settings.cluster.url:
         from engine.cluster.local import LocalNode
 
         status = LocalNode(settings.local_node).up()
         logger.info("local OpenSearch %s at %s (%s)", status.version, status.url, status.health)
-    backend = Backend.from_settings(settings)
+    backend = connect(settings)
     backend.wait_for_health(timeout_s=120)
     changes = apply(
         backend,

@@ -38,13 +38,17 @@ RETRY_ON_STATUS = (502, 503, 504)
 
 
 def cluster_url(settings: Settings) -> str:
-    """The configured cluster URL(s), or the local node's when none is configured."""
-    return settings.cluster.url or settings.local_node.url
+    """The configured cluster URL, or the local node's (of the configured engine) when none is."""
+    if settings.cluster.url:
+        return settings.cluster.url
+    if settings.cluster.engine == "elasticsearch":
+        return settings.elasticsearch_node.url
+    return settings.local_node.url
 
 
 def cluster_hosts(settings: Settings) -> list[str]:
     """Every node the client may send to: the configured ones, or the local node."""
-    return settings.cluster.hosts or [settings.local_node.url]
+    return settings.cluster.hosts or [cluster_url(settings)]
 
 
 def _reason(exc: os_exc.TransportError) -> str:
@@ -95,7 +99,10 @@ def _translate(what: str) -> Iterator[None]:
 
 
 class Backend:
-    """Thin, typed wrapper over opensearch-py with our error model."""
+    """Thin, typed wrapper over opensearch-py with our error model. The Elasticsearch one is
+    :class:`engine.es_backend.ElasticsearchBackend`; :func:`engine.engines.connect` picks."""
+
+    engine = "opensearch"
 
     def __init__(self, client: OpenSearch, cluster: ClusterSettings) -> None:
         self.client = client
@@ -180,6 +187,9 @@ class Backend:
         with _translate(f"shards of {index}"):
             rows = self.client.cat.shards(index=index, format="json", h="shard,prirep,state,node")
         return [dict(r) for r in rows]
+    def supports(self, kind: str) -> bool:
+        """Whether config objects of ``kind`` (engine.config.desired.Kind) can be installed."""
+        return True
 
     def plugins(self) -> set[str]:
         with _translate("list plugins"):

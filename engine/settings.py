@@ -18,14 +18,20 @@ DEFAULT_SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "fashion-product
 SAMPLE_DIR = PROJECT_ROOT / "sample"
 
 
+Engine = Literal["opensearch", "elasticsearch"]
+
+
 class ClusterSettings(BaseModel):
-    """How to reach OpenSearch. ``url=None`` means: provision and use the local node.
+    """How to reach the cluster. ``url=None`` means: provision and use the local node (of
+    ``engine``: OpenSearch unless ``elasticsearch`` is set). With a URL and no ``engine`` the
+    engine is detected from the cluster (:func:`engine.engines.detect_engine`).
 
     ``url`` may list several nodes of one cluster, comma-separated
     (``http://127.0.0.1:9211,http://127.0.0.1:9212``): the client spreads requests over them and
     retries a request on another node on connection errors, timeouts and 502/503/504."""
 
     url: str | None = None
+    engine: Engine | None = None
     username: str | None = None
     password: SecretStr | None = None
     verify_certs: bool = True
@@ -122,6 +128,18 @@ class LocalClusterSettings(BaseModel):
         return [f"http://127.0.0.1:{self.http_port(i)}" for i in range(nodes or self.nodes)]
 
 
+class ElasticsearchNodeSettings(LocalNodeSettings):
+    """The local Elasticsearch node (``python -m engine.cluster up --engine elasticsearch``):
+    the Maven ``integ-test-zip`` distribution, on its own ports so both engines can run."""
+
+    version: str = "8.19.0"
+    plugin_version: str = ""  # no plugins: the distribution's own modules only
+    home: Path = PROJECT_ROOT / ".local-elasticsearch"
+    port: int = Field(default=9250, ge=1024, le=65535)
+    transport_port: int = Field(default=9350, ge=1024, le=65535)
+    user: str = "elasticsearch"
+
+
 class ModelSettings(BaseModel):
     """Where encoders and trained heads live; ``device='auto'`` picks CUDA when present."""
 
@@ -204,6 +222,7 @@ class Settings(BaseSettings):
     local_node: LocalNodeSettings = LocalNodeSettings()
     secure_node: SecureNodeSettings = SecureNodeSettings()
     local_cluster: LocalClusterSettings = LocalClusterSettings()
+    elasticsearch_node: ElasticsearchNodeSettings = ElasticsearchNodeSettings()
     models: ModelSettings = ModelSettings()
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()

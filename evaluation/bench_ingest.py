@@ -29,6 +29,7 @@ from engine.backend import Backend
 from engine.cli import CommandParser, setup_logging
 from engine.config.desired import desired_objects
 from engine.config.installer import apply
+from engine.engines import connect
 from engine.settings import PROJECT_ROOT, Settings, load_settings
 from ingest.encode import JointEncoder
 from ingest.pipeline import PipelineOptions, ingest_products
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (shared / "catalog.jsonl.gz").is_file():
         print(f"shared data not found at {shared}", file=sys.stderr)
         return 1
-    backend = Backend.from_settings(settings)
+    backend = connect(settings)
     backend.wait_for_health(timeout_s=60)
     apply(
         backend,

@@ -50,10 +50,10 @@ def serve(settings: Settings, index: str, host: str, port: int) -> None:
     import uvicorn
 
     from engine.api.app import create_app, default_loaders
-    from engine.backend import Backend
+    from engine.engines import connect
     from engine.search.service import SearchService
 
-    backend = Backend.from_settings(settings)
+    backend = connect(settings)
     lock = threading.Lock()
     holder: dict[str, Any] = {}
 
@@ -258,13 +258,13 @@ def profile_stages(
     by-id queries, whose vector is stored), cluster round trips (client wall time) of which
     OpenSearch's own ``took``, and the rest (our Python: building bodies, parsing hits)."""
     from engine.api.app import default_loaders
-    from engine.backend import Backend
+    from engine.engines import connect
     from engine.queries import Filters
     from engine.search.service import SearchService
     from evaluation.datasets import dataset_from_products
     from evaluation.queries import attribute_queries
 
-    timed = _TimedBackend(Backend.from_settings(settings))
+    timed = _TimedBackend(connect(settings))
     model = default_loaders(settings)["joint"]()
     svc = SearchService.from_settings(settings, timed, model, index=index)  # type: ignore[arg-type]
     ds = dataset_from_products(list(products), images_dir)
@@ -379,12 +379,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _resolve_index(args: argparse.Namespace, settings: Settings) -> tuple[str, list[Any]]:
-    from engine.backend import Backend
     from engine.catalog import load_catalog
+    from engine.engines import connect
     from evaluation.tasks.search import ensure_catalog_index, eval_index_name, model_version
 
     products = load_catalog(args.catalog)
-    backend = Backend.from_settings(settings)
+    backend = connect(settings)
     if args.index:
         if not backend.index_exists(args.index):
             raise SystemExit(f"index {args.index} does not exist")

@@ -23,6 +23,7 @@ from engine.catalog.mapping import load_catalog_mapping
 from engine.cli import CommandParser, fail, setup_logging
 from engine.config.desired import desired_objects
 from engine.config.installer import apply, default_replicas
+from engine.engines import connect
 from engine.errors import ClusterUnavailable, EngineError, IngestAborted
 from engine.settings import Settings, load_settings
 from ingest import looks as looks_cli
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     index = args.index or settings.cluster.products_index
     progress = not args.no_progress
     try:
-        backend = Backend.from_settings(settings)
+        backend = connect(settings)
         _prepare_cluster(settings, backend, index, args.skip_config)
         if args.command == "products":
             if args.text_encoder is not None:

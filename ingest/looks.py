@@ -23,6 +23,7 @@ from typing import Any
 
 from engine.backend import Backend
 from engine.cli import CommandParser, fail, setup_logging
+from engine.engines import connect
 from engine.errors import ClusterUnavailable, EngineError
 from engine.looks.format import Look, LookError, iter_looks, iter_looks_text
 from engine.looks.store import PRODUCT_EXCLUDES, look_actions, look_document
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     if not args.looks.is_file():
         print(f"no such file: {args.looks}", file=sys.stderr)
         return 1
-    backend = Backend.from_settings(settings)
+    backend = connect(settings)
     try:
         report = ingest_looks(
             backend,

@@ -40,6 +40,7 @@ from engine.backend import Backend
 from engine.bundle import fit_report
 from engine.catalog.readers import MappingLike, as_mapping
 from engine.catalog.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from engine.engines import connect
 from engine.errors import ClusterUnavailable, IngestAborted, InvalidInput
 from engine.settings import Settings
 from ingest.checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
@@ -154,7 +155,7 @@ def ingest_products(
         raise InvalidInput(f"catalog file not found: {catalog}", path=str(catalog))
     fmt = fmt or detect_format(catalog)
     index = index or settings.cluster.products_index
-    backend = backend or Backend.from_settings(settings)
+    backend = backend or connect(settings)
     cp_path = checkpoint_path(index, state_dir)
     failures_path = Path(failures_path or default_failures_path(index, state_dir))
     report = IngestReport(

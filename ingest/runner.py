@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from engine.backend import Backend
 from engine.documents import VECTOR_FIELDS
+from engine.engines import connect
 from engine.errors import IngestAborted
 from engine.settings import Settings
 from ingest.report import FailureWriter, IngestReport
@@ -88,7 +89,7 @@ class Run:
     ) -> Run:
         started = time.perf_counter()
         index = index or settings.cluster.products_index
-        backend = backend or Backend.from_settings(settings)
+        backend = backend or connect(settings)
         report = IngestReport(
             command=command,
             index=index,

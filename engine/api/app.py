@@ -21,6 +21,7 @@ from engine.api.image_serving import ImageServer
 from engine.api.routers import admin, health, images, looks, preview, search, web
 from engine.api.state import SERVICE_NAMES, AppState
 from engine.backend import Backend
+from engine.engines import connect
 from engine.errors import ModelUnavailable
 from engine.looks.service import LookService
 from engine.search.quality import QualityRerank
@@ -102,7 +103,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        be = backend or Backend.from_settings(settings)
+        be = backend or connect(settings)
         state = AppState(
             settings=settings, backend=be, loaders={**default_loaders(settings), **models}
         )

@@ -2,7 +2,8 @@
 local OpenSearch node; with ``--nodes 2..9`` a cluster of that many nodes on loopback (ports from
 ``OUTFIT_LOCAL_CLUSTER__HTTP_BASE_PORT``, default 9211, ...; engine.cluster.multi); with
 ``--secure`` the secured node (security plugin: TLS, basic auth, users and roles; port 9221;
-engine.cluster.secure)."""
+engine.cluster.secure); with ``--engine elasticsearch`` (or ``OUTFIT_CLUSTER__ENGINE``) the local
+Elasticsearch node (port 9250; engine.cluster.elasticsearch)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = CommandParser("python -m engine.cluster", __doc__)
     parser.add_argument("command", choices=["up", "down", "status", "logs", "install"])
     parser.add_argument("--lines", type=int, default=40, help="log lines for 'logs'")
+    parser.add_argument(
+        "--engine",
+        choices=["opensearch", "elasticsearch"],
+        default=None,
+        help="which local node (default: OUTFIT_CLUSTER__ENGINE, else opensearch)",
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--secure",
@@ -42,17 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     if settings.cluster.url and args.command in ("up", "install") and not args.secure:
         print(f"a cluster URL is configured ({settings.cluster.url}); nothing to provision")
         return 0
+    engine = args.engine or settings.cluster.engine or "opensearch"
+    if engine == "elasticsearch" and (args.secure or args.nodes > 1):
+        parser.error("--secure and --nodes are OpenSearch nodes: not with --engine elasticsearch")
     try:
         if args.nodes > 1:
             return _cluster(settings, args.command, args.nodes, args.lines)
-        return _node(settings, args.command, args.secure, args.lines)
+        return _node(settings, args.command, args.lines, secure=args.secure, engine=engine)
     except ProvisionError as exc:
         return fail(exc)
 
 
-def _node(settings: Settings, command: str, secure: bool, lines: int) -> int:
+def _node(settings: Settings, command: str, lines: int, *, secure: bool, engine: str) -> int:
     node: LocalNode
-    if secure:
+    if engine == "elasticsearch":
+        from engine.cluster.elasticsearch import ElasticsearchNode
+
+        node = ElasticsearchNode(settings.elasticsearch_node)
+    elif secure:
         from engine.cluster.secure import SecureNode
 
         node = SecureNode(settings.secure_node, settings.cluster.index_prefix)

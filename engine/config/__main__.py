@@ -1,21 +1,22 @@
-"""``python -m engine.config apply [--dry-run]`` — install our templates, pipelines, stored templates."""
+"""``python -m engine.config apply [--dry-run] | render [--engine E]`` — install our templates,
+pipelines and stored templates, or print the request body of each query type."""
 
 from __future__ import annotations
 
-import argparse
-import logging
+import json
 import sys
 
-from engine.backend import Backend
+from engine.cli import CommandParser, fail, setup_logging
 from engine.config.desired import desired_objects
 from engine.config.installer import apply, default_replicas
+from engine.engines import connect
 from engine.errors import EngineError
 from engine.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.config", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CommandParser("python -m engine.config", __doc__)
+    sub = parser.add_subparsers()
     ap = sub.add_parser("apply", help="apply plugin_config/ to the cluster")
     ap.add_argument("--dry-run", action="store_true", help="show what would change")
     ap.add_argument(
@@ -29,24 +30,36 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="index replicas (default: 1 when the cluster has several data nodes, else 0)",
     )
+    rp = sub.add_parser("render", help="print the request body of each query type")
+    rp.add_argument("--engine", choices=["opensearch", "elasticsearch"], default=None)
+    rp.add_argument("--text", default="red dress")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("opensearch").setLevel(logging.WARNING)
+    if args.command == "render":
+        from engine.config.render import bodies
+
+        engine = args.engine or load_settings().cluster.engine or "opensearch"
+        print(json.dumps(bodies(engine, args.text), indent=2))
+        return 0
+    setup_logging(args)
     settings = load_settings()
     try:
-        backend = Backend.from_settings(settings)
+        backend = connect(settings)
         backend.wait_for_health(timeout_s=30)
         replicas = args.replicas if args.replicas is not None else default_replicas(backend)
         objects = desired_objects(settings.cluster.index_prefix, replicas)
         changes = apply(backend, objects, dry_run=args.dry_run, reset_weights=args.reset_weights)
     except EngineError as exc:
-        print(f"error: {exc.message} {exc.details or ''}", file=sys.stderr)
-        return 1
+        return fail(exc)
     verb = "would be " if args.dry_run else ""
     for c in changes:
         print(f"{c.kind:16s} {c.name:32s} {verb if c.action != 'unchanged' else ''}{c.action}")
-    n = sum(c.action != "unchanged" for c in changes)
-    print(f"{n} change(s){' (dry run)' if args.dry_run else ''}, {len(changes) - n} unchanged")
+    n = sum(c.action in ("created", "updated") for c in changes)
+    same = sum(c.action == "unchanged" for c in changes)
+    skipped = len(changes) - n - same
+    print(
+        f"{n} change(s){' (dry run)' if args.dry_run else ''}, {same} unchanged"
+        + (f", {skipped} unsupported by this cluster" if skipped else "")
+    )
     return 0
 
 

@@ -13,7 +13,7 @@ from engine.tuning.weights import is_tuned, preserve_tuned_weights
 
 logger = logging.getLogger(__name__)
 
-Action = Literal["created", "updated", "unchanged"]
+Action = Literal["created", "updated", "unchanged", "unsupported"]
 _MARK = "outfit_config_digest"
 
 
@@ -73,6 +73,9 @@ def apply(
     tuned pipeline to the configured weights)."""
     changes: list[Change] = []
     for obj in objects:
+        if not backend.supports(obj.kind):  # e.g. stored templates without lang-mustache
+            changes.append(Change(obj.kind, obj.name, "unsupported"))
+            continue
         exists, digest = _current_digest(backend, obj)
         tuned = None
         if obj.kind == "search_pipeline" and exists:

@@ -19,8 +19,8 @@ import logging
 import sys
 from typing import Any
 
-from engine.backend import Backend
 from engine.cli import CommandParser, fail, setup_logging
+from engine.engines import connect
 from engine.errors import EngineError
 from engine.settings import load_settings
 from engine.tuning.weights import TuningStore, parse_blend_patch, parse_weights
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args)
     settings = load_settings()
     try:
-        store = TuningStore(Backend.from_settings(settings), settings.cluster)
+        store = TuningStore(connect(settings), settings.cluster)
         out = run(store, args)
     except EngineError as exc:
         return fail(exc, as_json=True)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.backend import Backend
+from engine.engines import connect
 from engine.looks.slots import look_slot
 from engine.ltr.rerank import RerankBlend
 from engine.search.inputs import image_from_bytes
@@ -101,7 +102,7 @@ def run(ctx: EvalContext) -> TaskResult:
     ds = ctx.get_dataset()
     model = load_model(ctx)
     index = eval_index(ctx, model)
-    backend = Backend.from_settings(ctx.settings)
+    backend = connect(ctx.settings)
     # as the API serves a never-tuned cluster: the default LTR blend ends every search
     svc = SearchService.from_settings(
         ctx.settings, backend, model, index=index, quality=QualityRerank(RerankBlend)

@@ -37,6 +37,7 @@ from PIL import Image
 
 from engine.backend import Backend
 from engine.catalog import Product
+from engine.engines import connect
 from engine.ltr.rerank import RerankBlend
 from engine.queries import Filters
 from engine.search.quality import QualityRerank
@@ -111,7 +112,7 @@ def ensure_catalog_index(
     from engine.train.features import DEFAULT_CACHE_DIR
     from ingest import ingest_products
 
-    backend = backend or Backend.from_settings(settings)
+    backend = backend or connect(settings)
     # our index templates and pipeline, as `python -m engine.config apply` installs them
     # (idempotent), so the evaluation index gets the vector mappings on a fresh cluster too
     apply(
@@ -231,7 +232,7 @@ def run(ctx: EvalContext) -> TaskResult:
         return TaskResult(NAME, None, reason=f"only {len(ds.test)} test items in the catalog")
     model = load_model(ctx)
     index = eval_index(ctx, model)
-    backend = Backend.from_settings(ctx.settings)
+    backend = connect(ctx.settings)
     svc = SearchService.from_settings(ctx.settings, backend, model, index=index)
     metrics: dict[str, Any] = {}
     baselines: dict[str, dict[str, Any]] = {}

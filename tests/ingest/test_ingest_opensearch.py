@@ -29,11 +29,14 @@ from engine.settings import ModelSettings, Settings
 from ingest.encode import JointEncoder
 from ingest.pipeline import delete_products, ingest_products, update_products
 from ingest.readers import write_jsonl
+from tests.conftest import BOTH_ENGINES
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample"
 SAMPLE_CATALOG = SAMPLE / "catalog.jsonl"
 SAMPLE_IMAGES = SAMPLE / "images"
+
+CLUSTER_ENGINES = BOTH_ENGINES
 
 needs_sample = pytest.mark.skipif(
     not SAMPLE_CATALOG.is_file(), reason="sample/ not generated (python -m evaluation.make_sample)"
@@ -323,6 +326,11 @@ def test_killed_process_then_resume(
             "OUTFIT_MODELS__NUM_THREADS": "2",
         }
     )
+    if model_settings.cluster.engine is not None:
+        env["OUTFIT_CLUSTER__ENGINE"] = model_settings.cluster.engine
+        env.pop("OUTFIT_CLUSTER__URL", None)  # the local node of that engine, or the test URL
+        if model_settings.cluster.url:
+            env["OUTFIT_CLUSTER__URL"] = model_settings.cluster.url
     cmd = [
         sys.executable,
         "-m",

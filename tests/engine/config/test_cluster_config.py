@@ -8,9 +8,10 @@ import pytest
 from engine.backend import Backend
 from engine.config.desired import desired_objects, template_id
 from engine.config.installer import apply
-from tests.conftest import TEST_PREFIX
+from tests.conftest import BOTH_ENGINES, TEST_PREFIX
 
 pytestmark = pytest.mark.opensearch
+CLUSTER_ENGINES = BOTH_ENGINES
 
 
 def _unit(seed: int, dim: int = 256) -> list[float]:
@@ -53,8 +54,21 @@ def indexed(cluster: Backend, products_index: str) -> str:
     return products_index
 
 
+def _needs_mustache(cluster: Backend) -> None:
+    if not cluster.supports("stored_script"):
+        pytest.skip("stored search templates need lang-mustache (absent on this node)")
+
+
 def test_template_gives_index_its_mapping(cluster: Backend, products_index: str) -> None:
     props = cluster.get_mapping(products_index)[products_index]["mappings"]["properties"]
+    if cluster.engine == "elasticsearch":
+        image, code = props["image_embedding"], props["binary_code"]
+        assert (image["type"], image["similarity"]) == ("dense_vector", "cosine")
+        assert image["index_options"]["type"] == "int8_hnsw"
+        assert (code["element_type"], code["dims"]) == ("bit", 256)
+        assert props["images"]["properties"]["embedding"]["type"] == "dense_vector"
+        assert props["price"]["type"] == "float"
+        return
     assert props["image_embedding"]["type"] == "knn_vector"
     assert props["image_embedding"]["method"]["engine"] == "lucene"
     assert props["binary_code"]["data_type"].lower() == "binary"
@@ -114,6 +128,7 @@ def test_hybrid_query_through_pipeline(cluster: Backend, indexed: str) -> None:
 
 
 def test_stored_text_template_with_filters(cluster: Backend, indexed: str) -> None:
+    _needs_mustache(cluster)
     tid = template_id(TEST_PREFIX, "text")
     res = cluster.search_template(indexed, tid, {"query": "red dress", "gender": "Women"})
     assert [h["_id"] for h in res["hits"]["hits"]] == ["a"]
@@ -124,6 +139,7 @@ def test_stored_text_template_with_filters(cluster: Backend, indexed: str) -> No
 
 
 def test_stored_vector_template(cluster: Backend, indexed: str) -> None:
+    _needs_mustache(cluster)
     tid = template_id(TEST_PREFIX, "vector")
     res = cluster.search_template(indexed, tid, {"vector": _unit(3), "k": 3, "size": 1})
     assert res["hits"]["hits"][0]["_id"] == "c"
@@ -131,6 +147,7 @@ def test_stored_vector_template(cluster: Backend, indexed: str) -> None:
 
 
 def test_stored_compose_template_soft_filter(cluster: Backend, indexed: str) -> None:
+    _needs_mustache(cluster)
     tid = template_id(TEST_PREFIX, "compose")
     # the query vector is closest to "a" (red), but we want blue: the soft filter reorders
     res = cluster.search_template(
@@ -142,11 +159,28 @@ def test_stored_compose_template_soft_filter(cluster: Backend, indexed: str) -> 
 def test_installer_is_idempotent(cluster: Backend) -> None:
     objects = desired_objects(TEST_PREFIX, replicas=0)
     changes = apply(cluster, objects)
-    assert {c.action for c in changes} == {"unchanged"}
+    unsupported = {"unsupported"} if not cluster.supports("stored_script") else set()
+    assert {c.action for c in changes} == {"unchanged"} | unsupported
     assert len(changes) == len(objects)
+    assert {c.name for c in changes if c.action == "unsupported"} == {
+        o.name for o in objects if not cluster.supports(o.kind)
+    }
+
+
+def test_installer_repairs_pipeline_drift(cluster: Backend) -> None:
+    objects = desired_objects(TEST_PREFIX, replicas=0)
+    pipe = next(o for o in objects if o.kind == "search_pipeline")
+    drifted = {**pipe.body, "description": "changed by hand"}
+    cluster.put_search_pipeline(pipe.name, drifted)
+    dry = {(c.kind, c.name): c.action for c in apply(cluster, objects, dry_run=True)}
+    assert dry[(pipe.kind, pipe.name)] == "updated"
+    apply(cluster, objects)
+    again = {(c.kind, c.name): c.action for c in apply(cluster, objects)}
+    assert again[(pipe.kind, pipe.name)] == "unchanged"
 
 
 def test_installer_repairs_drift(cluster: Backend) -> None:
+    _needs_mustache(cluster)
     objects = desired_objects(TEST_PREFIX, replicas=0)
     script = next(o for o in objects if o.kind == "stored_script")
     cluster.put_stored_script(script.name, {"script": {"lang": "mustache", "source": "{}"}})

@@ -29,9 +29,10 @@ from engine.queries import (
 )
 from engine.search.service import SearchService
 from engine.settings import Settings
-from tests.conftest import SAMPLE, TEST_PREFIX
+from tests.conftest import BOTH_ENGINES, SAMPLE, TEST_PREFIX
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.slow]
+CLUSTER_ENGINES = BOTH_ENGINES
 
 CATALOG = SAMPLE / "catalog.jsonl"
 IMAGES = SAMPLE / "images"
@@ -260,7 +261,17 @@ def test_photo_search_reranks_by_attribute_agreement(
 # --------------------------------------------------------------------------- compose
 
 
-def test_this_shirt_but_in_black(client: TestClient, products: dict[str, Product]) -> None:
+def test_this_shirt_but_in_black(
+    client: TestClient, products: dict[str, Product], cluster: Backend, request: Any
+) -> None:
+    if cluster.engine == "elasticsearch":
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="issue 16: on Elasticsearch the white query shirt still ranks first "
+                "(soft filter translated; not yet diagnosed)",
+                strict=False,
+            )
+        )
     source = products["12367"]  # Reid & Taylor Men White Shirt
     assert source.article_type == "Shirts" and source.base_colour == "White"
     r = client.post(
@@ -310,6 +321,8 @@ def _ids(res: dict[str, Any]) -> list[str]:
 def test_stored_templates_match_the_builders(
     cluster: Backend, svc: SearchService, sample_index: str, products: dict[str, Product]
 ) -> None:
+    if not cluster.supports("stored_script"):
+        pytest.skip("stored search templates need lang-mustache (absent on this node)")
     f = Filters(gender=("Men",), max_price=3000)
     params = template_params(f, size=10)
     text = cluster.search_template(
