@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from engine.hybrid import HybridWeights, normalise_relative
 from engine.queries import Filters
@@ -12,6 +19,13 @@ from engine.queries import Filters
 MAX_SIZE = 100
 MAX_TEXT = 512
 MAX_VALUES = 50
+MAX_PRICE = 1e12
+
+
+# a filter value: not blank (the validator strips it), at most 256 characters
+Value = Annotated[str, StringConstraints(max_length=256, pattern=r"\S")]
+# a word of query arithmetic (blank ones are dropped)
+Word = Annotated[str, StringConstraints(max_length=100)]
 
 
 def _as_list(v: Any) -> Any:
@@ -27,18 +41,19 @@ class FilterSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    gender: list[str] = Field(default_factory=list, max_length=MAX_VALUES, examples=[["Women"]])
-    article_type: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
-    colour: list[str] = Field(
+    gender: list[Value] = Field(default_factory=list, max_length=MAX_VALUES, examples=[["Women"]])
+    article_type: list[Value] = Field(default_factory=list, max_length=MAX_VALUES)
+    colour: list[Value] = Field(
         default_factory=list,
         max_length=MAX_VALUES,
         description="matches the base colour or a secondary colour",
     )
-    brand: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
-    min_price: float | None = Field(default=None, ge=0)
-    max_price: float | None = Field(default=None, ge=0)
+    brand: list[Value] = Field(default_factory=list, max_length=MAX_VALUES)
+    # bounded: the cluster stores prices as 32-bit floats (a larger bound would be Infinity)
+    min_price: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    max_price: float | None = Field(default=None, ge=0, le=MAX_PRICE)
     in_stock: bool | None = Field(default=None, description="true: only items in stock")
-    exclude_ids: list[str] = Field(default_factory=list, max_length=1000)
+    exclude_ids: list[Value] = Field(default_factory=list, max_length=1000)
 
     @field_validator("gender", "article_type", "colour", "brand", "exclude_ids", mode="before")
     @classmethod
@@ -123,24 +138,39 @@ class ImageOptions(_Common):
     )
 
 
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://"
+SOURCES = ("url", "base64", "item_id")
+
+
 class ImageSource(BaseModel):
-    """Exactly one of ``url``, ``base64`` or ``item_id`` (or a multipart upload)."""
+    """Exactly one of ``url``, ``base64`` or ``item_id`` (or a multipart upload); the schema
+    says so with ``oneOf`` (a null field counts as not given)."""
 
-    url: str | None = Field(default=None, max_length=2048)
-    base64: str | None = Field(default=None, description="image bytes, base64 (data: URLs ok)")
-    item_id: str | None = Field(default=None, max_length=256, description="a catalog product")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}} for name in SOURCES
+            ]
+        }
+    )
 
-    def _check_one_source(self, upload: bool = False) -> None:
-        given = [n for n in ("url", "base64", "item_id") if getattr(self, n)] + (
-            ["upload"] if upload else []
-        )
+    url: str | None = Field(
+        default=None, min_length=1, max_length=2048, pattern=URL_PATTERN, description="http(s)"
+    )
+    base64: str | None = Field(
+        default=None, min_length=1, description="image bytes, base64 (data: URLs ok)"
+    )
+    item_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="a catalog product"
+    )
+
+    def _check_one_source(self) -> None:
+        given = [n for n in SOURCES if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError(
                 "give exactly one image source: url, base64, item_id or a file upload"
                 + (f" (got {', '.join(given)})" if given else "")
             )
-        if self.url is not None and not self.url.lower().startswith(("http://", "https://")):
-            raise ValueError("url must be http:// or https://")
 
 
 class ImageSearchRequest(ImageOptions, ImageSource):
@@ -161,8 +191,8 @@ class ComposeOptions(_Common):
         description="free-text modifier, e.g. 'but in black, not striped'",
         examples=["this shirt but in black"],
     )
-    wanted: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
-    unwanted: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
+    wanted: list[Word] = Field(default_factory=list, max_length=MAX_VALUES)
+    unwanted: list[Word] = Field(default_factory=list, max_length=MAX_VALUES)
     text_weight: float | None = Field(default=None, ge=0, le=10)
     negative_weight: float | None = Field(default=None, ge=0, le=10)
     soft_filter: bool = Field(default=True, description="multiply by attribute probabilities")

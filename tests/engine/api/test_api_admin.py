@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from engine.api.app import create_app
+from engine.api.audit import key_id
 from engine.backend import Backend
 from engine.config.desired import desired_objects
 from engine.config.installer import apply
@@ -124,7 +125,7 @@ def test_weights_through_the_api_reach_the_stored_pipeline(
         headers=GOOD,
     )
     assert res.status_code == 200, res.text
-    assert res.json()["version"] == 2 and res.json()["actor"] == "admin-api"
+    assert res.json()["version"] == 2 and res.json()["actor"] == key_id(KEY)
     assert stored(cluster, pipeline) == [0.25, 0.75]  # GET the pipeline back from the node
 
     res = client.put("/admin/weights", json={"rerank": {"ltr_weight": 0.3}}, headers=GOOD)
