@@ -90,7 +90,7 @@ class BlendPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     ltr_weight: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
-    top_n: Annotated[int, BeforeValidator(_integral), Field(ge=1, le=MAX_TOP_N)] | None = None
+    top_n: Annotated[int, Field(ge=1, le=MAX_TOP_N), BeforeValidator(_integral)] | None = None
     enabled: bool | None = None
 
     def apply_to(self, blend: BlendSettings) -> BlendSettings:

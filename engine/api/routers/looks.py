@@ -23,9 +23,9 @@ from engine.api.deps import LooksDep, SettingsDep
 from engine.api.errors import error_responses
 from engine.api.openapi import body_doc, form_schema
 from engine.api.uploads import FORM_OVERHEAD, is_multipart, read_photo_form, validate_body
-from engine.catalog.taxonomy import canonical_slot
 from engine.errors import InvalidInput, PayloadTooLarge
 from engine.looks.service import MAX_SIZE, CompleteRequest, LookFilters
+from engine.looks.slots import validate_slot
 from engine.search.schemas import MAX_PRICE
 
 logger = logging.getLogger(__name__)
@@ -34,13 +34,9 @@ router = APIRouter(tags=["complete the look"])
 
 
 def _slot_name(v: Any) -> Any:
-    """Slot names are case-insensitive and ``onepiece``/``one piece`` mean ``one-piece``."""
-    if isinstance(v, str):
-        try:
-            return canonical_slot(v) or v
-        except ValueError:
-            return v
-    return v
+    """Slot names are case-insensitive and ``onepiece``/``one piece`` mean ``one-piece``; an
+    unknown one is named in the error."""
+    return validate_slot(v) if isinstance(v, str) else v
 
 
 SlotName = Annotated[
