@@ -39,7 +39,7 @@ from engine.errors import (
 from engine.hybrid import SUM_TOLERANCE as SUM_TOLERANCE
 from engine.hybrid import WEIGHT_NAMES as WEIGHT_NAMES
 from engine.hybrid import HybridWeights as HybridWeights
-from engine.hybrid import normalization_processor
+from engine.hybrid import integral, normalization_processor
 from engine.hybrid import pipeline_weights as pipeline_weights
 from engine.ltr.rerank import DEFAULT_LTR_WEIGHT, DEFAULT_TOP_N, MAX_TOP_N, RerankBlend
 from engine.settings import ClusterSettings
@@ -76,21 +76,13 @@ class BlendSettings(BaseModel):
         return RerankBlend(self.ltr_weight, self.top_n, self.enabled)
 
 
-def _integral(v: Any) -> Any:
-    """JSON Schema's integer includes ``426.0``: accept an integral float (strict otherwise:
-    no strings, no booleans, no fractions)."""
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
-
-
 class BlendPatch(BaseModel):
     """A partial blend change: fields left out keep their current value."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     ltr_weight: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
-    top_n: Annotated[int, Field(ge=1, le=MAX_TOP_N), BeforeValidator(_integral)] | None = None
+    top_n: Annotated[int, Field(ge=1, le=MAX_TOP_N), BeforeValidator(integral)] | None = None
     enabled: bool | None = None
 
     def apply_to(self, blend: BlendSettings) -> BlendSettings:

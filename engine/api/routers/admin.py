@@ -14,12 +14,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Security
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from engine.api.audit import audit, key_id
 from engine.api.deps import SettingsDep, TuningDep
 from engine.api.errors import error_responses
 from engine.errors import AdminDisabled, Unauthorized
+from engine.hybrid import integral
 from engine.tuning.weights import (
     BlendPatch,
     HybridWeights,
@@ -94,7 +95,10 @@ class WeightsUpdate(BaseModel):
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int | None = Field(default=None, ge=1, description="default: the one before newest")
+    # strict: a JSON integer (426.0 too), not a string or a boolean
+    version: Annotated[int, Field(ge=1, strict=True), BeforeValidator(integral)] | None = Field(
+        default=None, description="default: the one before newest"
+    )
     comment: str | None = Field(default=None, max_length=500)
 
 

@@ -24,6 +24,7 @@ from engine.api.errors import error_responses
 from engine.api.openapi import body_doc, form_schema
 from engine.api.uploads import FORM_OVERHEAD, is_multipart, read_photo_form, validate_body
 from engine.errors import InvalidInput, PayloadTooLarge
+from engine.hybrid import integral
 from engine.looks.service import MAX_SIZE, CompleteRequest, LookFilters
 from engine.looks.slots import validate_slot
 from engine.search.schemas import MAX_PRICE
@@ -46,7 +47,7 @@ SlotName = Annotated[
 
 
 class FiltersModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # always parsed JSON
 
     gender: str | list[str] | None = Field(
         default=None, description="gender(s) of the recommended items; default: implied by the item"
@@ -79,10 +80,12 @@ class CompleteOptions(BaseModel):
         description="slots to fill (top, bottom, one-piece, outerwear, shoes, bag, accessory); "
         "default: every slot that complements the query item",
     )
-    size: int = Field(default=5, ge=1, le=MAX_SIZE, description="items per slot")
-    size_per_slot: dict[SlotName, Annotated[int, Field(ge=0, le=MAX_SIZE)]] = Field(
-        default_factory=dict, description="items per slot for some slots (0: none)"
+    size: Annotated[int, Field(ge=1, le=MAX_SIZE), BeforeValidator(integral)] = Field(
+        default=5, description="items per slot"
     )
+    size_per_slot: dict[
+        SlotName, Annotated[int, Field(ge=0, le=MAX_SIZE), BeforeValidator(integral)]
+    ] = Field(default_factory=dict, description="items per slot for some slots (0: none)")
     filters: FiltersModel = Field(default_factory=FiltersModel)
     query_slot: SlotName | None = Field(
         default=None, description="the slot of the query photo (default: predicted)"
@@ -90,15 +93,17 @@ class CompleteOptions(BaseModel):
 
 
 class CompleteBody(CompleteOptions):
-    """Exactly one of ``item_id`` or ``base64`` (a null field counts as not given)."""
+    """Exactly one of ``item_id`` or ``base64`` (a null field counts as not given); strict: a
+    JSON body (the form, :class:`CompleteOptions`, has text fields)."""
 
     model_config = ConfigDict(
+        strict=True,
         json_schema_extra={
             "oneOf": [
                 {"required": [name], "properties": {name: {"type": "string"}}}
                 for name in ("item_id", "base64")
             ]
-        }
+        },
     )
 
     item_id: str | None = Field(

@@ -58,6 +58,9 @@ from tests.ingest.test_looks_ingest import fake_vector, sample_products
 pytestmark = [pytest.mark.opensearch, pytest.mark.fuzz, pytest.mark.slow]
 
 FUZZ_EXAMPLES = int(os.environ.get("OUTFIT_FUZZ_EXAMPLES", "25"))
+# the same cases every run (CI); OUTFIT_FUZZ_RANDOM=1 explores new ones (a found bug prints
+# its curl reproduction)
+DERANDOMIZE = not os.environ.get("OUTFIT_FUZZ_RANDOM")
 KEY = "fuzz-" + uuid.uuid4().hex
 # a schema-valid photo field whose content the schema cannot judge (are these bytes an image? may
 # this URL be fetched, and does it answer?): the service answers 422 with one of these codes
@@ -209,11 +212,13 @@ def api_schema(
 
     @schema.hook
     def filter_case(context: Any, case: Case) -> bool:
-        """A form cannot send an empty list (no part at all is the same as a left-out field):
-        such generated cases are not the request they claim to be."""
-        body = case.body
+        """Negative data goes in JSON bodies and parameters, not in forms: a form part is text,
+        so a schema type violation (a number for a string, an object for a word, an empty
+        list for a flag) does not survive encoding, the server reads legitimate text. Forms
+        still get schema-valid data."""
         multipart = (case.media_type or "").startswith("multipart/")
-        return not (multipart and isinstance(body, dict) and [] in body.values())
+        negative = case.meta is not None and not case.meta.generation.mode.is_positive
+        return not (multipart and negative)
 
     @schema.hook
     def map_body(context: Any, body: Any) -> Any:
@@ -309,7 +314,7 @@ def fuzz(schema: Any, examples: int = FUZZ_EXAMPLES) -> tuple[Counter[str], dict
                 max_examples=examples,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
-                derandomize=True,
+                derandomize=DERANDOMIZE,
                 database=None,
                 phases=[Phase.explicit, Phase.generate],
             )
