@@ -1,21 +1,23 @@
 """Schemathesis over the app's OpenAPI schema, in-process (ASGI), against the real node.
 
 The sample catalog is indexed (deterministic vectors, as in the looks API tests) under a fresh
-index prefix, the sample looks beside it; the app is the real one (``create_app`` with its default services and
-model loaders) with an admin key configured, and every request carries that key, so the admin
-operations are reached too (schemathesis' ``ignored_auth`` check also sends them without it).
+index prefix, the sample looks beside it. The app is the real one (``create_app``: its own
+services, the shipped joint model, the compatibility model loader) with an admin key
+configured, and every request carries that key, so the admin operations are reached and
+really change the weights (their refusal without a key is tested in ``test_api_admin.py``).
 
-Checks: all of schemathesis' defaults, among them no 5xx, status codes and bodies matching the
-schema (every error response is documented as ``{code, message, details}``, so the body shape
-is checked on each one), and schema-valid bodies accepted (a schema-valid photo field may hold
-bytes that are no image, or a URL the SSRF guard refuses: those 422s are explained by their
-code, anything else is a failure).
+Every operation gets ``FUZZ_EXAMPLES`` schema-valid and ``FUZZ_EXAMPLES`` schema-invalid cases
+(JSON bodies, forms, parameters). Checks: schemathesis' defaults (no 5xx, status codes and
+bodies as documented: every error response is documented as ``{code, message, details}``, so
+``response_schema_conformance`` checks the shape of each error; invalid data refused), a
+direct check of the error shape, and valid data accepted except a photo refused for its
+content, which no schema can describe (bytes that are no image, a URL the SSRF guard refuses
+or that does not answer): those 422s are recognised by their code, a validation error on
+valid data still fails.
 
 Network: a fuzzed URL may name any host. During the run, names never reach the resolver (only
 IP literals resolve) and no socket connects to anything but loopback; a connection attempt to a
 non-public address means the SSRF guard let it through and fails the test.
-
-Bounded: ``FUZZ_EXAMPLES`` examples per operation (env ``OUTFIT_FUZZ_EXAMPLES``).
 """
 
 from __future__ import annotations
