@@ -19,7 +19,31 @@ WEIGHT_NAMES: tuple[str, ...] = ("bm25", "vector")  # the hybrid query's sub-que
 SUM_TOLERANCE = 1e-6
 MAX_RELATIVE_WEIGHT = 1000.0  # a request's weights are relative: {"bm25": 1, "vector": 3}
 
-_RELATIVE = TypeAdapter(Annotated[float, Field(ge=0, le=MAX_RELATIVE_WEIGHT)])
+# strict: a JSON number (not a string or a boolean), as the request schema says
+_RELATIVE = TypeAdapter(
+    Annotated[float, Field(ge=0, le=MAX_RELATIVE_WEIGHT, strict=True, allow_inf_nan=False)]
+)
+
+
+def integral(v: Any) -> Any:
+    """For a ``BeforeValidator`` of a strict int: JSON Schema's integer includes ``426.0``, so
+    an integral float becomes an int (strings, booleans and fractions stay rejected)."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def relative_weights_schema() -> dict[str, Any]:
+    """The JSON schema of a request's relative weights (what :func:`normalise_relative`
+    accepts): both, each a number in [0, MAX_RELATIVE_WEIGHT], not both 0."""
+    weight = {"type": "number", "minimum": 0, "maximum": MAX_RELATIVE_WEIGHT}
+    return {
+        "type": "object",
+        "properties": {name: dict(weight) for name in WEIGHT_NAMES},
+        "required": list(WEIGHT_NAMES),
+        "additionalProperties": False,
+        "not": {"properties": {name: {"const": 0} for name in WEIGHT_NAMES}},
+    }
 
 
 class HybridWeights(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import errors as e
@@ -32,6 +33,28 @@ STATUS_TABLE: tuple[tuple[type[e.EngineError], int], ...] = (
     (e.ConfigError, 500),
     (e.EngineError, 500),
 )
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    code: str = Field(description="machine-readable error code, e.g. invalid_request")
+    message: str = Field(description="what went wrong, for a human")
+    details: dict[str, Any] = Field(description="context (e.g. the validation errors)")
+
+
+def error_responses(described: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting the error body: the given statuses with their
+    descriptions, and every other 4xx/5xx (also replaces FastAPI's default 422 schema, which
+    is not what the handlers below send)."""
+    out: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": text}
+        for status, text in (described or {}).items()
+    }
+    out.setdefault(422, {"model": ErrorBody, "description": "invalid request"})
+    out["4XX"] = {"model": ErrorBody, "description": "client error"}
+    out["5XX"] = {"model": ErrorBody, "description": "server or cluster error"}
+    return out
 
 
 def status_for(exc: e.EngineError) -> int:

@@ -90,6 +90,8 @@ async def read_photo_form(
                 continue
             if key in list_fields:
                 fields[key] = [s.strip() for v in values for s in v.split(",") if s.strip()]
+            elif len(values) > 1:  # one value per option: which one would be meant?
+                raise InvalidInput(f"form field '{key}' is given {len(values)} times; give it once")
             elif key in json_fields:
                 try:
                     fields[key] = json.loads(values[0]) if values[0].strip() else {}

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from engine.hybrid import HybridWeights, normalise_relative
+from engine.hybrid import HybridWeights, integral, normalise_relative, relative_weights_schema
 from engine.queries import Filters
 
 MAX_SIZE = 100
 MAX_TEXT = 512
 MAX_VALUES = 50
+MAX_PRICE = 1e12
+
+
+# Blank characters: Python's whitespace and JavaScript's (regex engines disagree on ``\s``,
+# so the schema's pattern lists them explicitly and the validators strip exactly these)
+BLANK = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in BLANK) + "]"  # one non-blank character
+
+# a filter value: not blank (the validator strips it), at most 256 characters
+Value = Annotated[str, StringConstraints(max_length=256, pattern=NOT_BLANK)]
+# a word of query arithmetic (blank ones are dropped)
+Word = Annotated[str, StringConstraints(max_length=100)]
+# a list, or one value as a plain string (null: none)
+Values = Annotated[list[Value], Field(max_length=MAX_VALUES)] | Value | None
+Words = Annotated[list[Word], Field(max_length=MAX_VALUES)] | Word | None
 
 
 def _as_list(v: Any) -> Any:
@@ -23,22 +50,26 @@ def _as_list(v: Any) -> Any:
 
 
 class FilterSpec(BaseModel):
-    """Hard filters. Each list matches any of its values (case-insensitive)."""
+    """Hard filters. Each list matches any of its values (case-insensitive); one value may be
+    given as a plain string (always a list after validation)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: always parsed JSON (a form's filters part too): false is no price, "5" no number
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    gender: list[str] = Field(default_factory=list, max_length=MAX_VALUES, examples=[["Women"]])
-    article_type: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
-    colour: list[str] = Field(
+    gender: Values = Field(default_factory=list, examples=[["Women"]])
+    article_type: Values = Field(default_factory=list)
+    colour: Values = Field(
         default_factory=list,
-        max_length=MAX_VALUES,
         description="matches the base colour or a secondary colour",
     )
-    brand: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
-    min_price: float | None = Field(default=None, ge=0)
-    max_price: float | None = Field(default=None, ge=0)
+    brand: Values = Field(default_factory=list)
+    # bounded: the cluster stores prices as 32-bit floats (a larger bound would be Infinity)
+    min_price: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    max_price: float | None = Field(default=None, ge=0, le=MAX_PRICE)
     in_stock: bool | None = Field(default=None, description="true: only items in stock")
-    exclude_ids: list[str] = Field(default_factory=list, max_length=1000)
+    exclude_ids: Annotated[list[Value], Field(max_length=1000)] | Value | None = Field(
+        default_factory=list
+    )
 
     @field_validator("gender", "article_type", "colour", "brand", "exclude_ids", mode="before")
     @classmethod
@@ -50,7 +81,7 @@ class FilterSpec(BaseModel):
     def _clean(cls, v: list[str]) -> list[str]:
         out = []
         for s in v:
-            s = s.strip()
+            s = s.strip(BLANK)
             if not s or len(s) > 256:
                 raise ValueError("values must be non-empty strings of at most 256 characters")
             out.append(s)
@@ -83,16 +114,23 @@ class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filters: FilterSpec = Field(default_factory=FilterSpec)
-    size: int = Field(default=20, ge=1, le=MAX_SIZE)
+    size: Annotated[int, Field(ge=1, le=MAX_SIZE), BeforeValidator(integral)] = 20
     explain: bool = Field(default=False, description="add a per-stage score breakdown per hit")
 
 
 class TextSearchRequest(_Common):
     """Words -> products: BM25 + k-NN on the joint text vector (hybrid)."""
 
-    query: str = Field(min_length=1, max_length=MAX_TEXT, examples=["red dresses"])
+    model_config = ConfigDict(strict=True)  # a JSON body: the values are the JSON types
+
+    query: str = Field(
+        min_length=1, max_length=MAX_TEXT, pattern=NOT_BLANK, examples=["red dresses"]
+    )
     mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
-    weights: HybridWeights | None = Field(
+    weights: Annotated[
+        HybridWeights | None,
+        WithJsonSchema({"anyOf": [relative_weights_schema(), {"type": "null"}]}),
+    ] = Field(
         default=None,
         description="override the installed pipeline's weights for this request (relative: "
         "each in [0, 1000], not both 0; normalised to sum to 1)",
@@ -106,9 +144,9 @@ class TextSearchRequest(_Common):
     @field_validator("query")
     @classmethod
     def _not_blank(cls, v: str) -> str:
-        if not v.strip():
+        if not v.strip(BLANK):
             raise ValueError("query must not be blank")
-        return v.strip()
+        return v.strip(BLANK)
 
 
 class ImageOptions(_Common):
@@ -123,28 +161,46 @@ class ImageOptions(_Common):
     )
 
 
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://"
+SOURCES = ("url", "base64", "item_id")
+
+
 class ImageSource(BaseModel):
-    """Exactly one of ``url``, ``base64`` or ``item_id`` (or a multipart upload)."""
+    """Exactly one of ``url``, ``base64`` or ``item_id`` (or a multipart upload); the schema
+    says so with ``oneOf`` (a null field counts as not given)."""
 
-    url: str | None = Field(default=None, max_length=2048)
-    base64: str | None = Field(default=None, description="image bytes, base64 (data: URLs ok)")
-    item_id: str | None = Field(default=None, max_length=256, description="a catalog product")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}} for name in SOURCES
+            ]
+        }
+    )
 
-    def _check_one_source(self, upload: bool = False) -> None:
-        given = [n for n in ("url", "base64", "item_id") if getattr(self, n)] + (
-            ["upload"] if upload else []
-        )
+    url: str | None = Field(
+        default=None, min_length=1, max_length=2048, pattern=URL_PATTERN, description="http(s)"
+    )
+    base64: str | None = Field(
+        default=None, min_length=1, description="image bytes, base64 (data: URLs ok)"
+    )
+    item_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="a catalog product"
+    )
+
+    def _check_one_source(self) -> None:
+        given = [n for n in SOURCES if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError(
                 "give exactly one image source: url, base64, item_id or a file upload"
                 + (f" (got {', '.join(given)})" if given else "")
             )
-        if self.url is not None and not self.url.lower().startswith(("http://", "https://")):
-            raise ValueError("url must be http:// or https://")
 
 
 class ImageSearchRequest(ImageOptions, ImageSource):
-    """JSON body of ``POST /search/image``."""
+    """JSON body of ``POST /search/image`` (strict: JSON types; the form, :class:`ImageOptions`,
+    has text fields)."""
+
+    model_config = ConfigDict(strict=True)
 
     @model_validator(mode="after")
     def _one_source(self) -> ImageSearchRequest:
@@ -161,8 +217,8 @@ class ComposeOptions(_Common):
         description="free-text modifier, e.g. 'but in black, not striped'",
         examples=["this shirt but in black"],
     )
-    wanted: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
-    unwanted: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
+    wanted: Words = Field(default_factory=list)
+    unwanted: Words = Field(default_factory=list)
     text_weight: float | None = Field(default=None, ge=0, le=10)
     negative_weight: float | None = Field(default=None, ge=0, le=10)
     soft_filter: bool = Field(default=True, description="multiply by attribute probabilities")
@@ -190,7 +246,9 @@ class ComposeOptions(_Common):
 
 
 class ComposeRequest(ComposeOptions, ImageSource):
-    """JSON body of ``POST /search/compose``."""
+    """JSON body of ``POST /search/compose`` (strict, like :class:`ImageSearchRequest`)."""
+
+    model_config = ConfigDict(strict=True)
 
     @model_validator(mode="after")
     def _one_source(self) -> ComposeRequest:

@@ -23,9 +23,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from engine.backend import Backend
 from engine.errors import (
@@ -39,7 +39,7 @@ from engine.errors import (
 from engine.hybrid import SUM_TOLERANCE as SUM_TOLERANCE
 from engine.hybrid import WEIGHT_NAMES as WEIGHT_NAMES
 from engine.hybrid import HybridWeights as HybridWeights
-from engine.hybrid import normalization_processor
+from engine.hybrid import integral, normalization_processor
 from engine.hybrid import pipeline_weights as pipeline_weights
 from engine.ltr.rerank import DEFAULT_LTR_WEIGHT, DEFAULT_TOP_N, MAX_TOP_N, RerankBlend
 from engine.settings import ClusterSettings
@@ -82,7 +82,7 @@ class BlendPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     ltr_weight: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
-    top_n: int | None = Field(default=None, ge=1, le=MAX_TOP_N)
+    top_n: Annotated[int, Field(ge=1, le=MAX_TOP_N), BeforeValidator(integral)] | None = None
     enabled: bool | None = None
 
     def apply_to(self, blend: BlendSettings) -> BlendSettings:
@@ -402,15 +402,14 @@ class TuningStore:
         if to_version is None:
             items = self.history(limit=2)
             if len(items) < 2:
-                raise InvalidInput("nothing to roll back to: fewer than two versions recorded")
+                # the tuning's state, not the request, is in the way: 409
+                raise Conflict("nothing to roll back to: fewer than two versions recorded")
             target = items[1]
         else:
             target = self.get_version(to_version)
             latest = self.latest()
             if latest is not None and latest.version == target.version:
-                raise InvalidInput(
-                    f"version {to_version} is already the newest", version=to_version
-                )
+                raise Conflict(f"version {to_version} is already the newest", version=to_version)
         return self.update(
             target.weights,
             target.blend,

@@ -13,30 +13,47 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.deps import LooksDep, SettingsDep
+from engine.api.errors import error_responses
+from engine.api.openapi import body_doc, form_schema
 from engine.api.uploads import FORM_OVERHEAD, is_multipart, read_photo_form, validate_body
 from engine.errors import InvalidInput, PayloadTooLarge
+from engine.hybrid import integral
 from engine.looks.service import MAX_SIZE, CompleteRequest, LookFilters
+from engine.looks.slots import validate_slot
+from engine.search.schemas import MAX_PRICE
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["complete the look"])
 
 
+def _slot_name(v: Any) -> Any:
+    """Slot names are case-insensitive and ``onepiece``/``one piece`` mean ``one-piece``; an
+    unknown one is named in the error."""
+    return validate_slot(v) if isinstance(v, str) else v
+
+
+SlotName = Annotated[
+    Literal["top", "bottom", "one-piece", "outerwear", "shoes", "bag", "accessory"],
+    BeforeValidator(_slot_name),
+]
+
+
 class FiltersModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # always parsed JSON
 
     gender: str | list[str] | None = Field(
         default=None, description="gender(s) of the recommended items; default: implied by the item"
     )
-    min_price: float | None = Field(default=None, ge=0)
-    max_price: float | None = Field(default=None, ge=0)
+    min_price: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    max_price: float | None = Field(default=None, ge=0, le=MAX_PRICE)
     in_stock: bool | None = None
     brand: str | list[str] | None = None
 
@@ -58,22 +75,41 @@ class FiltersModel(BaseModel):
 class CompleteOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    slots: list[str] | None = Field(
+    slots: list[SlotName] | None = Field(
         default=None,
         description="slots to fill (top, bottom, one-piece, outerwear, shoes, bag, accessory); "
         "default: every slot that complements the query item",
     )
-    size: int = Field(default=5, ge=1, le=MAX_SIZE, description="items per slot")
-    size_per_slot: dict[str, int] = Field(default_factory=dict)
+    size: Annotated[int, Field(ge=1, le=MAX_SIZE), BeforeValidator(integral)] = Field(
+        default=5, description="items per slot"
+    )
+    size_per_slot: dict[
+        SlotName, Annotated[int, Field(ge=0, le=MAX_SIZE), BeforeValidator(integral)]
+    ] = Field(default_factory=dict, description="items per slot for some slots (0: none)")
     filters: FiltersModel = Field(default_factory=FiltersModel)
-    query_slot: str | None = Field(
+    query_slot: SlotName | None = Field(
         default=None, description="the slot of the query photo (default: predicted)"
     )
 
 
 class CompleteBody(CompleteOptions):
-    item_id: str | None = Field(default=None, description="a catalog product id")
-    base64: str | None = Field(default=None, description="a photo, base64-encoded")
+    """Exactly one of ``item_id`` or ``base64`` (a null field counts as not given); strict: a
+    JSON body (the form, :class:`CompleteOptions`, has text fields)."""
+
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("item_id", "base64")
+            ]
+        },
+    )
+
+    item_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="a catalog product id"
+    )
+    base64: str | None = Field(default=None, min_length=1, description="a photo, base64-encoded")
 
     @model_validator(mode="after")
     def _one_query(self) -> CompleteBody:
@@ -93,37 +129,17 @@ def _request(opts: CompleteOptions, **query: Any) -> CompleteRequest:
     )
 
 
-def _body_doc() -> dict[str, Any]:
-    form_props: dict[str, Any] = {
-        "file": {"type": "string", "format": "binary", "description": "the query photo"},
-        "slots": {"type": "string", "description": "comma-separated slots"},
-        "size": {"type": "integer"},
-        "size_per_slot": {"type": "string", "description": "JSON object slot -> size"},
-        "filters": {"type": "string", "description": "JSON object of filters"},
-        "query_slot": {"type": "string"},
-    }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": CompleteBody.model_json_schema()},
-                "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["file"], "properties": form_props}
-                },
-            },
-        }
-    }
-
-
 @router.post(
     "/complete-the-look",
     summary="Complementary items per slot for a catalog item or a photo",
-    openapi_extra=_body_doc(),
-    responses={
-        404: {"description": "unknown item id"},
-        413: {"description": "photo or body too large"},
-        422: {"description": "invalid request or image"},
-    },
+    openapi_extra=body_doc(CompleteBody, form_schema(CompleteOptions, lists=("slots",))),
+    responses=error_responses(
+        {
+            404: "unknown item id",
+            413: "photo or body too large",
+            422: "invalid request or image",
+        }
+    ),
 )
 async def complete_the_look(
     request: Request, svc: LooksDep, settings: SettingsDep
@@ -176,7 +192,7 @@ async def complete_the_look(
 @router.get(
     "/looks/{look_id}",
     summary="A stored look with its items",
-    responses={404: {"description": "unknown look id"}},
+    responses=error_responses({404: "unknown look id"}),
 )
 def get_look(look_id: str, svc: LooksDep) -> dict[str, Any]:
     return svc.get_look(look_id)

@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from copy import deepcopy
 from typing import Any
 
 from fastapi import APIRouter, Request
 from PIL import Image
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.deps import SearchDep, SettingsDep
+from engine.api.errors import error_responses
+from engine.api.openapi import body_doc, form_schema
 from engine.api.uploads import (
     FORM_OVERHEAD,
     check_content_length,
@@ -50,51 +50,6 @@ from engine.settings import ApiSettings
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/search", tags=["search"])
-
-
-# --------------------------------------------------------------------------- OpenAPI helpers
-
-
-def _inline(schema: dict[str, Any]) -> dict[str, Any]:
-    """A model's JSON schema with its ``$defs`` inlined (usable inside ``openapi_extra``)."""
-    defs = schema.get("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return walk(deepcopy(defs[ref.split("/")[-1]]))
-            return {k: walk(v) for k, v in node.items() if k != "$defs"}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    out: dict[str, Any] = walk(schema)
-    return out
-
-
-def _form_schema(options: type[BaseModel]) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "file": {"type": "string", "format": "binary", "description": "the query photo"}
-    }
-    for name, prop in _inline(options.model_json_schema())["properties"].items():
-        if name == "filters":
-            props[name] = {"type": "string", "description": "hard filters as a JSON object"}
-        else:
-            props[name] = prop
-    return {"type": "object", "required": ["file"], "properties": props}
-
-
-def _body_doc(json_model: type[BaseModel], options: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _inline(json_model.model_json_schema())},
-                "multipart/form-data": {"schema": _form_schema(options)},
-            },
-        }
-    }
 
 
 # --------------------------------------------------------------------------- request parsing
@@ -137,7 +92,7 @@ async def _run(fn: Callable[[], SearchResponse]) -> SearchResponse:
     "/text",
     response_model=SearchResponse,
     summary="Search products with words (hybrid BM25 + vector)",
-    responses={422: {"description": "invalid request"}, 503: {"description": "unavailable"}},
+    responses=error_responses({422: "invalid request", 503: "unavailable"}),
 )
 def search_text(req: TextSearchRequest, svc: SearchDep) -> SearchResponse:
     """BM25 over title, type, colour, attributes, brand and description plus k-NN on the joint
@@ -157,11 +112,14 @@ def search_text(req: TextSearchRequest, svc: SearchDep) -> SearchResponse:
     "/image",
     response_model=SearchResponse,
     summary="Search products with a photo (or a catalog item: more like this)",
-    openapi_extra=_body_doc(ImageSearchRequest, ImageOptions),
-    responses={
-        413: {"description": "photo or body too large"},
-        422: {"description": "not an image / invalid request"},
-    },
+    openapi_extra=body_doc(ImageSearchRequest, form_schema(ImageOptions)),
+    responses=error_responses(
+        {
+            404: "unknown item id",
+            413: "photo or body too large",
+            422: "not an image / invalid request",
+        }
+    ),
 )
 async def search_image(request: Request, svc: SearchDep, settings: SettingsDep) -> SearchResponse:
     """The photo's joint embedding; its article type predicted by the classifier fused with a
@@ -215,11 +173,16 @@ async def search_image(request: Request, svc: SearchDep, settings: SettingsDep) 
     "/compose",
     response_model=SearchResponse,
     summary="Query arithmetic: a photo plus words to add and to remove",
-    openapi_extra=_body_doc(ComposeRequest, ComposeOptions),
-    responses={
-        413: {"description": "photo or body too large"},
-        422: {"description": "not an image / invalid request"},
-    },
+    openapi_extra=body_doc(
+        ComposeRequest, form_schema(ComposeOptions, lists=("wanted", "unwanted"))
+    ),
+    responses=error_responses(
+        {
+            404: "unknown item id",
+            413: "photo or body too large",
+            422: "not an image / invalid request",
+        }
+    ),
 )
 async def search_compose(request: Request, svc: SearchDep, settings: SettingsDep) -> SearchResponse:
     """``q = normalize(f_image + w f_text(wanted) - w_neg f_text(unwanted))``; words that name

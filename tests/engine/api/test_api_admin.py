@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -10,6 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from engine.api.app import create_app
+from engine.api.audit import key_id
 from engine.backend import Backend
 from engine.config.desired import desired_objects
 from engine.config.installer import apply
@@ -124,7 +127,7 @@ def test_weights_through_the_api_reach_the_stored_pipeline(
         headers=GOOD,
     )
     assert res.status_code == 200, res.text
-    assert res.json()["version"] == 2 and res.json()["actor"] == "admin-api"
+    assert res.json()["version"] == 2 and res.json()["actor"] == key_id(KEY)
     assert stored(cluster, pipeline) == [0.25, 0.75]  # GET the pipeline back from the node
 
     res = client.put("/admin/weights", json={"rerank": {"ltr_weight": 0.3}}, headers=GOOD)
@@ -149,3 +152,83 @@ def test_weights_through_the_api_reach_the_stored_pipeline(
 
     res = client.post("/admin/weights/rollback", json={"version": 42}, headers=GOOD)
     assert res.status_code == 404 and res.json()["code"] == "not_found"
+
+
+def audit_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    return [r.audit for r in caplog.records if r.name == "outfit.audit"]
+
+
+@pytest.mark.opensearch
+def test_every_weight_change_is_one_audit_line_without_the_key(
+    live_client: tuple[TestClient, Backend, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _, _ = live_client
+    caplog.set_level(logging.INFO, logger="outfit.audit")
+    res = client.put(
+        "/admin/weights",
+        json={"hybrid": {"bm25": 0.3, "vector": 0.7}, "comment": "more text\nforged line"},
+        headers=GOOD,
+    )
+    assert res.status_code == 200, res.text
+    (line,) = audit_lines(caplog)
+    assert line["event"] == "weights.update" and line["actor"] == key_id(KEY)
+    assert line["version"] == 2 and line["comment"] == "more text\nforged line"
+    assert line["old"]["weights"] == {"bm25": 0.4, "vector": 0.6} and line["old"]["version"] == 0
+    assert line["new"]["weights"] == {"bm25": 0.3, "vector": 0.7}
+    assert line["old"]["blend"] == line["new"]["blend"]
+
+    res = client.put("/admin/weights", json={"rerank": {"ltr_weight": 0.2}}, headers=GOOD)
+    assert res.status_code == 200, res.text
+    res = client.post("/admin/weights/rollback", json={"version": 1}, headers=GOOD)
+    assert res.status_code == 200, res.text
+    lines = audit_lines(caplog)
+    assert [ln["event"] for ln in lines] == ["weights.update"] * 2 + ["weights.rollback"]
+    assert lines[1]["old"]["blend"]["ltr_weight"] != 0.2 == lines[1]["new"]["blend"]["ltr_weight"]
+    back = lines[2]
+    assert back["version"] == 4 and back["rolled_back_to"] == 1
+    assert back["old"]["weights"] == {"bm25": 0.3, "vector": 0.7}
+    assert back["new"]["weights"] == {"bm25": 0.4, "vector": 0.6}
+
+    # refused, rejected and read-only requests change nothing and are not audited
+    client.put("/admin/weights", json={"rerank": {"ltr_weight": 0.1}}, headers={"X-API-Key": "x"})
+    client.put("/admin/weights", json={"hybrid": {"bm25": 0.9, "vector": 0.9}}, headers=GOOD)
+    client.get("/admin/weights/history", headers=GOOD)
+    assert len(audit_lines(caplog)) == 3
+
+    # one line each (the comment's newline is escaped), JSON, and never the key
+    audit_records = [r for r in caplog.records if r.name == "outfit.audit"]
+    for record in audit_records:
+        text = record.getMessage()
+        assert "\n" not in text and json.loads(text) == record.audit
+    everything = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    assert KEY not in everything
+    assert key_id(KEY) in everything
+
+
+def test_key_id_is_short_stable_and_not_the_key() -> None:
+    assert key_id(KEY) == key_id(KEY) != key_id(KEY + "x")
+    assert key_id(KEY).startswith("key-") and len(key_id(KEY)) == 12
+    assert KEY not in key_id(KEY)
+
+
+def test_the_key_is_compared_in_constant_time(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right and wrong keys both go through ``compare_digest`` (no early-exit ``==``)."""
+    import hmac
+
+    from engine.api.routers import admin
+    from engine.errors import Unauthorized
+
+    calls: list[tuple[bytes, bytes]] = []
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return hmac.compare_digest(a, b)
+
+    monkeypatch.setattr(admin.secrets, "compare_digest", spy)
+    s = app_settings(settings, KEY)
+    assert admin.require_admin(s, KEY) == key_id(KEY)
+    with pytest.raises(Unauthorized):
+        admin.require_admin(s, KEY[:-1] + "x")
+    assert calls == [(KEY.encode(), KEY.encode()), ((KEY[:-1] + "x").encode(), KEY.encode())]

@@ -11,7 +11,7 @@ import pytest
 from engine.backend import Backend
 from engine.config.desired import ConfigObject, desired_objects
 from engine.config.installer import apply
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import Conflict, NotFound
 from engine.settings import ClusterSettings, Settings
 from engine.tuning.weights import (
     BlendPatch,
@@ -77,7 +77,7 @@ def test_set_history_rollback(cluster: Backend, tuning_cluster: ClusterSettings)
 
     with pytest.raises(NotFound):
         store.rollback(to_version=99)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(Conflict):  # already the newest: 409
         store.rollback(to_version=5)
 
 
