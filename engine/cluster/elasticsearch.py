@@ -23,14 +23,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 import time
 import zipfile
 from pathlib import Path
 
 from engine.cluster.artifacts import Artifact
 from engine.cluster.install import _sha256
-from engine.cluster.local import LocalNode, NodeStatus, _chown_tree, _get_json, _port_open
+from engine.cluster.local import LocalNode, NodeStatus, _get_json
 from engine.errors import ProvisionError
 from engine.settings import ElasticsearchNodeSettings
 
@@ -78,6 +77,10 @@ class ElasticsearchNode(LocalNode):
     Reuses the OpenSearch node's download (``fetch_all``), user, pid and stop logic; what
     differs is the installation (one zip, no modules or plugins to add), the configuration,
     the launcher's environment and the status (no ``GET /``)."""
+
+    product = "Elasticsearch"
+    launcher = "elasticsearch"
+    port_setting = "OUTFIT_ELASTICSEARCH_NODE__PORT"
 
     def __init__(self, settings: ElasticsearchNodeSettings) -> None:  # noqa: D107
         # not NodeInstaller.__init__: that resolves an OpenSearch bill of materials
@@ -138,58 +141,6 @@ class ElasticsearchNode(LocalNode):
             "ES_JAVA_OPTS": f"-Xms{self.s.heap} -Xmx{self.s.heap}",
             "LANG": "C.UTF-8",
         }
-
-    def up(self) -> NodeStatus:
-        """Install if needed and start the node; reuse a running one. Blocks until healthy."""
-        pid = self.read_pid()
-        if pid is not None:
-            logger.info("Elasticsearch node already running (pid %d)", pid)
-            self.wait_healthy()
-            return self.status()
-        if _port_open(self.s.port):
-            raise ProvisionError(
-                f"port {self.s.port} is taken by another process (not our node); stop it, set "
-                "OUTFIT_ELASTICSEARCH_NODE__PORT, or point OUTFIT_CLUSTER__URL at that cluster",
-                port=self.s.port,
-            )
-        self.install()
-        self._write_config()
-        for d in (self.data_dir, self.logs_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        user = self._run_user()
-        if user is not None:
-            self._check_traversable(user)
-            for path in (self.install_dir, self.data_dir, self.logs_dir):
-                _chown_tree(path, user.pw_uid, user.pw_gid)
-        self.pid_file.unlink(missing_ok=True)
-        node_pid = self.logs_dir / "elasticsearch.pid"
-        node_pid.unlink(missing_ok=True)
-        cmd = [str(self.install_dir / "bin" / "elasticsearch"), "-d", "-p", str(node_pid)]
-        t0 = time.monotonic()
-        with (self.logs_dir / "launcher.log").open("ab") as stdout:
-            proc = subprocess.run(
-                cmd,
-                env=self._env(),
-                stdout=stdout,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                user=user.pw_uid if user else None,
-                group=user.pw_gid if user else None,
-                start_new_session=True,
-                check=False,
-                timeout=self.s.start_timeout_s,
-            )
-        if proc.returncode != 0:
-            raise ProvisionError(
-                f"Elasticsearch failed to start (exit {proc.returncode})", log_tail=self.log_tail()
-            )
-        pid = self._wait_pid_file(node_pid)
-        self.pid_file.write_text(str(pid))
-        self.wait_healthy()
-        logger.info(
-            "Elasticsearch up (pid %d) in %.1fs at %s", pid, time.monotonic() - t0, self.s.url
-        )
-        return self.status()
 
     def status(self) -> NodeStatus:
         pid = self.read_pid()

@@ -45,6 +45,10 @@ class NodeStatus:
 class LocalNode(NodeInstaller):
     """Provision, start, stop and inspect the local node."""
 
+    product = "OpenSearch"
+    launcher = "opensearch"  # bin/<launcher> -d -p <pid file>
+    port_setting = "OUTFIT_LOCAL_NODE__PORT"
+
     # ------------------------------------------------------------------ run
     def _write_config(self) -> None:
         conf = {
@@ -116,13 +120,15 @@ class LocalNode(NodeInstaller):
         """Install if needed and start the node; reuse a running one. Blocks until healthy."""
         pid = self.read_pid()
         if pid is not None:
-            logger.info("node already running (pid %d)", pid)
+            logger.info("%s node already running (pid %d)", self.product, pid)
             self.wait_healthy()
             return self.status()
         t0 = time.monotonic()
         pid = self.start()
         self.wait_healthy()
-        logger.info("node up (pid %d) in %.1fs at %s", pid, time.monotonic() - t0, self.s.url)
+        logger.info(
+            "%s up (pid %d) in %.1fs at %s", self.product, pid, time.monotonic() - t0, self.s.url
+        )
         return self.status()
 
     def start(self) -> int:
@@ -132,7 +138,7 @@ class LocalNode(NodeInstaller):
         if _port_open(self.s.port):
             raise ProvisionError(
                 f"port {self.s.port} is taken by another process (not our node); stop it, set "
-                "OUTFIT_LOCAL_NODE__PORT, or point OUTFIT_CLUSTER__URL at that cluster",
+                f"{self.port_setting}, or point OUTFIT_CLUSTER__URL at that cluster",
                 port=self.s.port,
             )
         self.install()
@@ -147,9 +153,9 @@ class LocalNode(NodeInstaller):
         self.pid_file.unlink(missing_ok=True)
         # -p writes the pid file; it must be writable by the node's user.
         pid_dir = self.logs_dir
-        node_pid = pid_dir / "opensearch.pid"
+        node_pid = pid_dir / f"{self.launcher}.pid"
         node_pid.unlink(missing_ok=True)
-        cmd = [str(self.install_dir / "bin" / "opensearch"), "-d", "-p", str(node_pid)]
+        cmd = [str(self.install_dir / "bin" / self.launcher), "-d", "-p", str(node_pid)]
         stdout = (self.logs_dir / "launcher.log").open("ab")
         try:
             proc = subprocess.run(
@@ -157,6 +163,7 @@ class LocalNode(NodeInstaller):
                 env=self._env(),
                 stdout=stdout,
                 stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 user=user.pw_uid if user else None,
                 group=user.pw_gid if user else None,
                 start_new_session=True,
@@ -167,7 +174,7 @@ class LocalNode(NodeInstaller):
             stdout.close()
         if proc.returncode != 0:
             raise ProvisionError(
-                f"OpenSearch failed to start (exit {proc.returncode})", log_tail=self.log_tail()
+                f"{self.product} failed to start (exit {proc.returncode})", log_tail=self.log_tail()
             )
         pid = self._wait_pid_file(node_pid)
         self.pid_file.write_text(str(pid))
@@ -181,7 +188,7 @@ class LocalNode(NodeInstaller):
             except (FileNotFoundError, ValueError):
                 time.sleep(0.5)
         raise ProvisionError(
-            "OpenSearch exited during start-up (no pid file)", log_tail=self.log_tail()
+            f"{self.product} exited during start-up (no pid file)", log_tail=self.log_tail()
         )
 
     def wait_healthy(self) -> None:
@@ -189,7 +196,9 @@ class LocalNode(NodeInstaller):
         last = ""
         while time.monotonic() < deadline:
             if self.read_pid() is None:
-                raise ProvisionError("OpenSearch exited during start-up", log_tail=self.log_tail())
+                raise ProvisionError(
+                    f"{self.product} exited during start-up", log_tail=self.log_tail()
+                )
             try:
                 health = self._get_json("/_cluster/health")
                 if health.get("status") in ("green", "yellow"):
@@ -199,7 +208,7 @@ class LocalNode(NodeInstaller):
                 last = str(exc)
             time.sleep(1.0)
         raise ProvisionError(
-            f"OpenSearch not healthy after {self.s.start_timeout_s:.0f}s ({last})",
+            f"{self.product} not healthy after {self.s.start_timeout_s:.0f}s ({last})",
             log_tail=self.log_tail(),
         )
 
