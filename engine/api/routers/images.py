@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from engine.api.errors import error_responses
 from engine.api.image_serving import MAX_WIDTH, MIN_WIDTH, ImageServer
 
 router = APIRouter(tags=["images"])
@@ -38,9 +39,13 @@ ImagesDep = Annotated[ImageServer, Depends(get_images)]
     responses={
         200: {"content": {"image/*": {}}, "description": "the image bytes"},
         304: {"description": "not modified (If-None-Match)"},
-        404: {"description": "unknown product or image number"},
-        413: {"description": "the image source is over the size limit"},
-        422: {"description": "the source is not an image, or its URL is not allowed"},
+        **error_responses(
+            {
+                404: "unknown product or image number",
+                413: "the image source is over the size limit",
+                422: "the source is not an image, or its URL is not allowed",
+            }
+        ),
     },
 )
 async def product_image(

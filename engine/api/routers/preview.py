@@ -10,18 +10,26 @@ depth only change word queries, the blend changes every kind.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.deps import SearchDep, SettingsDep, TuningDep
+from engine.api.errors import error_responses
 from engine.api.routers.admin import AdminDep
-from engine.hybrid import HybridWeights, normalise_relative
+from engine.hybrid import HybridWeights, integral, normalise_relative
 from engine.search.inputs import image_from_base64
 from engine.search.quality import QualityRerank
-from engine.search.schemas import MAX_TEXT, FilterSpec, SearchResponse
+from engine.search.schemas import MAX_TEXT, NOT_BLANK, FilterSpec, SearchResponse
 from engine.search.service import SearchService
 from engine.tuning.weights import BlendPatch, BlendSettings, TuningView
 
@@ -39,10 +47,10 @@ class CandidateTuning(BaseModel):
     hybrid: HybridWeights | None = Field(
         default=None, description="relative BM25 / vector weights (each 0-1000, not both 0)"
     )
-    hybrid_depth: int | None = Field(
+    hybrid_depth: Annotated[
+        int | None, Field(ge=0, le=MAX_PREVIEW_DEPTH), BeforeValidator(integral)
+    ] = Field(
         default=None,
-        ge=0,
-        le=MAX_PREVIEW_DEPTH,
         description="hits of each hybrid sub-query combined (0: page-deep; default: live)",
     )
     rerank: BlendPatch | None = None
@@ -53,26 +61,43 @@ class CandidateTuning(BaseModel):
         return normalise_relative(v)
 
 
+PREVIEW_SOURCES = ("query", "item_id", "base64")
+
+
 class PreviewRequest(BaseModel):
-    """Exactly one of ``query``, ``item_id`` or ``base64``."""
+    """Exactly one of ``query``, ``item_id`` or ``base64``; the schema says so with ``oneOf``
+    (a null field counts as not given)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in PREVIEW_SOURCES
+            ]
+        },
+    )
 
-    query: str | None = Field(default=None, max_length=MAX_TEXT, examples=["black jeans"])
-    item_id: str | None = Field(default=None, max_length=256)
-    base64: str | None = Field(default=None, description="a photo, base64 (data: URLs ok)")
+    query: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TEXT, pattern=NOT_BLANK, examples=["black jeans"]
+    )
+    item_id: str | None = Field(default=None, min_length=1, max_length=256)
+    base64: str | None = Field(
+        default=None, min_length=1, description="a photo, base64 (data: URLs ok)"
+    )
     filters: FilterSpec = Field(default_factory=FilterSpec)
-    size: int = Field(default=20, ge=1, le=MAX_PREVIEW_SIZE)
+    size: Annotated[int, Field(ge=1, le=MAX_PREVIEW_SIZE), BeforeValidator(integral)] = 20
     explain: bool = Field(default=True, description="per-stage score breakdown per hit")
     candidate: CandidateTuning = Field(default_factory=CandidateTuning)
 
     @model_validator(mode="after")
     def _one_query(self) -> PreviewRequest:
-        if self.query is not None:
-            self.query = self.query.strip() or None
-        given = [n for n in ("query", "item_id", "base64") if getattr(self, n)]
+        given = [n for n in PREVIEW_SOURCES if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of query, item_id or base64")
+        if self.query is not None:
+            self.query = self.query.strip()
         return self
 
 
@@ -108,7 +133,9 @@ def _run(svc: SearchService, req: PreviewRequest, weights: HybridWeights | None,
     "/preview",
     response_model=PreviewResponse,
     summary="Rank one query with the live and with a candidate tuning (nothing is saved)",
-    responses={401: {"description": "missing or wrong X-API-Key"}, 422: {"description": "invalid"}},
+    responses=error_responses(
+        {401: "missing or wrong X-API-Key", 404: "unknown item", 503: "admin API disabled"}
+    ),
 )
 async def preview(
     body: PreviewRequest,

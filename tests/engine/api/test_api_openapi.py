@@ -87,7 +87,8 @@ def test_admin_operations_declare_the_key(doc: dict[str, Any]) -> None:
     admin = [
         op for path, ops in doc["paths"].items() if path.startswith("/admin") for op in ops.values()
     ]
-    assert len(admin) == 4
+    # weights: get, put, history, rollback; and the preview of candidate weights
+    assert len(admin) == 5
     assert all(op["security"] == [{"APIKeyHeader": []}] for op in admin)
 
 
