@@ -125,48 +125,19 @@ async def search_image(request: Request, svc: SearchDep, settings: SettingsDep) 
     """The photo's joint embedding; its article type predicted by the classifier fused with a
     similarity-weighted vote of its nearest catalog photos; k-NN restricted to that type when
     confident (``category=off`` disables); optional Hamming coarse pass (``coarse``)."""
-    api = settings.api
-    if is_multipart(request):
-        data, fields = await read_photo_form(request, api, max_fields=64)
-        opts = validate_body(ImageOptions, fields)
+    opts, photo = await _photo_query(request, settings.api, ImageOptions, ImageSearchRequest)
 
-        def run_upload() -> SearchResponse:
-            image = image_from_bytes(data, api)
-            return svc.image_search(
-                image,
-                opts.filters.to_filters(),
-                size=opts.size,
-                category=opts.category,
-                coarse=opts.coarse,
-                explain=opts.explain,
-            )
-
-        return await _run(run_upload)
-    body = await _json_body(request, max_base64_chars(api) + FORM_OVERHEAD)
-    req = validate_body(ImageSearchRequest, body)
-
-    def run_json() -> SearchResponse:
-        if req.item_id is not None:
+    def run() -> SearchResponse:
+        image, item_id = photo()
+        kwargs = {"size": opts.size, "category": opts.category, "coarse": opts.coarse}
+        if item_id is not None:
             return svc.similar_to_item(
-                req.item_id,
-                req.filters.to_filters(),
-                size=req.size,
-                category=req.category,
-                coarse=req.coarse,
-                explain=req.explain,
+                item_id, opts.filters.to_filters(), explain=opts.explain, **kwargs
             )
-        image = _load_image(req, api)
         assert image is not None
-        return svc.image_search(
-            image,
-            req.filters.to_filters(),
-            size=req.size,
-            category=req.category,
-            coarse=req.coarse,
-            explain=req.explain,
-        )
+        return svc.image_search(image, opts.filters.to_filters(), explain=opts.explain, **kwargs)
 
-    return await _run(run_json)
+    return await _run(run)
 
 
 @router.post(
@@ -189,27 +160,39 @@ async def search_compose(request: Request, svc: SearchDep, settings: SettingsDep
     attribute values (colours, patterns, sleeve lengths, necks, types) also softly filter:
     similarity x P(wanted value) x (1 - P(unwanted value)). ``text`` is parsed into wanted and
     unwanted words ("this shirt but in black, not striped")."""
-    api = settings.api
+    opts, photo = await _photo_query(
+        request, settings.api, ComposeOptions, ComposeRequest, lists=("wanted", "unwanted")
+    )
+
+    def run() -> SearchResponse:
+        image, item_id = photo()
+        return _compose(svc, opts, image=image, item_id=item_id)
+
+    return await _run(run)
+
+
+PhotoSource = Callable[[], tuple[Image.Image | None, str | None]]
+
+
+async def _photo_query(
+    request: Request,
+    api: ApiSettings,
+    form_model: type[Any],
+    json_model: type[ImageSource],
+    *,
+    lists: tuple[str, ...] = (),
+) -> tuple[Any, PhotoSource]:
+    """A photo route's request, a multipart upload (options ``form_model``) or JSON
+    (``json_model``: url, base64 or item id): the validated options, and a callable giving the
+    decoded photo or the item id, run in the worker thread (decoding and URL fetches block)."""
     if is_multipart(request):
-        data, fields = await read_photo_form(
-            request, api, max_fields=64, list_fields=("wanted", "unwanted")
-        )
-        opts = validate_body(ComposeOptions, fields)
-
-        def run_upload() -> SearchResponse:
-            image = image_from_bytes(data, api)
-            return _compose(svc, opts, image=image)
-
-        return await _run(run_upload)
+        data, fields = await read_photo_form(request, api, max_fields=64, list_fields=lists)
+        return validate_body(form_model, fields), lambda: (image_from_bytes(data, api), None)
     body = await _json_body(request, max_base64_chars(api) + FORM_OVERHEAD)
-    req = validate_body(ComposeRequest, body)
-
-    def run_json() -> SearchResponse:
-        if req.item_id is not None:
-            return _compose(svc, req, item_id=req.item_id)
-        return _compose(svc, req, image=_load_image(req, api))
-
-    return await _run(run_json)
+    req = validate_body(json_model, body)
+    if req.item_id is not None:
+        return req, lambda: (None, req.item_id)
+    return req, lambda: (_load_image(req, api), None)
 
 
 def _compose(
