@@ -16,12 +16,13 @@ from typing import Any
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as os_exc
 
+from engine.backend_errors import domain_error as _domain_error
+from engine.backend_errors import translate as _translate
 from engine.errors import (
     ClusterAuthError,
     ClusterForbidden,
     ClusterRequestError,
     ClusterUnavailable,
-    EngineError,
     NotFound,
 )
 from engine.queries import term_counts_body
@@ -49,53 +50,6 @@ def cluster_url(settings: Settings) -> str:
 def cluster_hosts(settings: Settings) -> list[str]:
     """Every node the client may send to: the configured ones, or the local node."""
     return settings.cluster.hosts or [cluster_url(settings)]
-
-
-def _reason(exc: os_exc.TransportError) -> str:
-    info = exc.info if isinstance(exc.info, dict) else {}
-    err = info.get("error")
-    if isinstance(err, dict):
-        root = err.get("root_cause") or [err]
-        first = root[0] if isinstance(root, list) and root else err
-        if isinstance(first, dict):
-            return f"{first.get('type', 'error')}: {first.get('reason', '')}"
-    return str(exc.error)
-
-
-def _domain_error(what: str, exc: os_exc.TransportError) -> EngineError:
-    """The :mod:`engine.errors` exception for an opensearch-py transport error."""
-    if isinstance(exc, os_exc.NotFoundError):
-        return NotFound(f"{what}: not found", reason=_reason(exc))
-    if isinstance(exc, os_exc.ConnectionError | os_exc.ConnectionTimeout):
-        return ClusterUnavailable(f"{what}: cluster unreachable ({exc.error})")
-    if isinstance(exc, os_exc.AuthenticationException):
-        # the reason is the server's; credentials never go into messages or details
-        return ClusterAuthError(
-            f"{what}: the cluster refused the credentials (401); check "
-            "OUTFIT_CLUSTER__USERNAME and OUTFIT_CLUSTER__PASSWORD",
-            status=401,
-            reason=_reason(exc),
-        )
-    if isinstance(exc, os_exc.AuthorizationException):
-        return ClusterForbidden(
-            f"{what}: the cluster user lacks the permission (403) {_reason(exc)}",
-            status=403,
-            reason=_reason(exc),
-        )
-    status = exc.status_code if isinstance(exc.status_code, int) else None
-    if status is not None and status >= 500 and status != 500:
-        return ClusterUnavailable(f"{what}: cluster error {status}", reason=_reason(exc))
-    return ClusterRequestError(
-        f"{what}: rejected ({status}) {_reason(exc)}", status=status, reason=_reason(exc)
-    )
-
-
-@contextmanager
-def _translate(what: str) -> Iterator[None]:
-    try:
-        yield
-    except os_exc.TransportError as exc:
-        raise _domain_error(what, exc) from exc
 
 
 class Backend:
@@ -187,6 +141,7 @@ class Backend:
         with _translate(f"shards of {index}"):
             rows = self.client.cat.shards(index=index, format="json", h="shard,prirep,state,node")
         return [dict(r) for r in rows]
+
     def supports(self, kind: str) -> bool:
         """Whether config objects of ``kind`` (engine.config.desired.Kind) can be installed."""
         return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from opensearchpy import exceptions as os_exc
 
-from engine.backend import _domain_error
+from engine.backend_errors import domain_error as _domain_error
 from engine.errors import (
     ClusterAuthError,
     ClusterForbidden,
