@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as os_exc
 
 from engine.backend_errors import domain_error as _domain_error
-from engine.backend_errors import translate as _translate
+from engine.backend_errors import translate
 from engine.errors import (
     ClusterAuthError,
     ClusterForbidden,
@@ -61,6 +61,12 @@ class Backend:
     def __init__(self, client: OpenSearch, cluster: ClusterSettings) -> None:
         self.client = client
         self.cluster = cluster
+
+    def _translate(self, what: str) -> AbstractContextManager[None]:
+        """The client's errors during ``what`` as :mod:`engine.errors` (an engine's backend
+        overrides this with its client's exceptions and inherits every method that calls the
+        same client API)."""
+        return translate(what)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Backend:
@@ -107,7 +113,7 @@ class Backend:
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                with _translate("cluster health"):
+                with self._translate("cluster health"):
                     # server-side wait in the URL: opensearch-py treats a "timeout" param
                     # as its own request timeout
                     health: JSON = self.client.transport.perform_request(
@@ -123,12 +129,12 @@ class Backend:
         raise ClusterUnavailable(f"cluster not {status} after {timeout_s:.0f}s ({last})")
 
     def info(self) -> JSON:
-        with _translate("cluster info"):
+        with self._translate("cluster info"):
             return dict(self.client.info())
 
     def cluster_health(self) -> JSON:
         """``GET /_cluster/health`` now (no waiting; see :meth:`wait_for_health`)."""
-        with _translate("cluster health"):
+        with self._translate("cluster health"):
             return dict(self.client.cluster.health())
 
     def data_nodes(self) -> int:
@@ -138,7 +144,7 @@ class Backend:
     def shard_copies(self, index: str) -> list[JSON]:
         """Where the copies of an index's shards are: one row per copy (``shard``, ``prirep``
         ``p``/``r``, ``state``, ``node`` name)."""
-        with _translate(f"shards of {index}"):
+        with self._translate(f"shards of {index}"):
             rows = self.client.cat.shards(index=index, format="json", h="shard,prirep,state,node")
         return [dict(r) for r in rows]
 
@@ -147,14 +153,14 @@ class Backend:
         return True
 
     def plugins(self) -> set[str]:
-        with _translate("list plugins"):
+        with self._translate("list plugins"):
             rows = self.client.cat.plugins(format="json")
         return {r["component"] for r in rows}
 
     # ------------------------------------------------------------------ config objects
     def get_index_template(self, name: str) -> JSON | None:
         try:
-            with _translate(f"get index template {name}"):
+            with self._translate(f"get index template {name}"):
                 res = self.client.indices.get_index_template(name=name)
         except NotFound:
             return None
@@ -162,28 +168,28 @@ class Backend:
         return dict(items[0]["index_template"]) if items else None
 
     def put_index_template(self, name: str, body: JSON) -> None:
-        with _translate(f"put index template {name}"):
+        with self._translate(f"put index template {name}"):
             self.client.indices.put_index_template(name=name, body=body)
 
     def delete_index_template(self, name: str) -> None:
-        with _translate(f"delete index template {name}"):
+        with self._translate(f"delete index template {name}"):
             self.client.indices.delete_index_template(name=name)
 
     def get_search_pipeline(self, name: str) -> JSON | None:
         try:
-            with _translate(f"get search pipeline {name}"):
+            with self._translate(f"get search pipeline {name}"):
                 res = self.client.search_pipeline.get(id=name)
         except NotFound:
             return None
         return dict(res[name]) if isinstance(res, dict) and name in res else None
 
     def put_search_pipeline(self, name: str, body: JSON) -> None:
-        with _translate(f"put search pipeline {name}"):
+        with self._translate(f"put search pipeline {name}"):
             self.client.search_pipeline.put(id=name, body=body)
 
     def get_stored_script(self, script_id: str) -> JSON | None:
         try:
-            with _translate(f"get stored script {script_id}"):
+            with self._translate(f"get stored script {script_id}"):
                 res = self.client.get_script(id=script_id)
         except NotFound:
             return None
@@ -192,16 +198,16 @@ class Backend:
         return dict(res.get("script", {}))
 
     def put_stored_script(self, script_id: str, body: JSON) -> None:
-        with _translate(f"put stored script {script_id}"):
+        with self._translate(f"put stored script {script_id}"):
             self.client.put_script(id=script_id, body=body)
 
     # ------------------------------------------------------------------ indices
     def index_exists(self, index: str) -> bool:
-        with _translate(f"check index {index}"):
+        with self._translate(f"check index {index}"):
             return bool(self.client.indices.exists(index=index))
 
     def create_index(self, index: str, body: JSON | None = None) -> None:
-        with _translate(f"create index {index}"):
+        with self._translate(f"create index {index}"):
             self.client.indices.create(index=index, body=body or {})
 
     def ensure_index(self, index: str) -> bool:
@@ -217,20 +223,20 @@ class Backend:
         return True
 
     def delete_index(self, index: str) -> None:
-        with _translate(f"delete index {index}"):
+        with self._translate(f"delete index {index}"):
             self.client.indices.delete(index=index, ignore_unavailable=True)
 
     def get_mapping(self, index: str) -> JSON:
-        with _translate(f"get mapping {index}"):
+        with self._translate(f"get mapping {index}"):
             return dict(self.client.indices.get_mapping(index=index))
 
     def get_settings(self, index: str) -> JSON:
-        with _translate(f"get settings {index}"):
+        with self._translate(f"get settings {index}"):
             return dict(self.client.indices.get_settings(index=index))
 
     def put_settings(self, index: str, body: JSON) -> None:
         """Update dynamic index settings (a ``None`` value resets one to its default)."""
-        with _translate(f"put settings {index}"):
+        with self._translate(f"put settings {index}"):
             self.client.indices.put_settings(index=index, body=body)
 
     @contextmanager
@@ -269,24 +275,24 @@ class Backend:
         self.put_settings(index, {"index": {"refresh_interval": original}})
 
     def refresh(self, index: str) -> None:
-        with _translate(f"refresh {index}"):
+        with self._translate(f"refresh {index}"):
             self.client.indices.refresh(index=index)
 
     def count(self, index: str, query: JSON | None = None) -> int:
-        with _translate(f"count {index}"):
+        with self._translate(f"count {index}"):
             body = {"query": query} if query else None
             return int(self.client.count(index=index, body=body)["count"])
 
     def term_counts(self, index: str, field: str, size: int = 1000) -> dict[str, int]:
         """Documents per value of a keyword field (the top ``size`` values)."""
-        with _translate(f"term counts {index}.{field}"):
+        with self._translate(f"term counts {index}.{field}"):
             res = self.client.search(index=index, body=term_counts_body(field, size))
         buckets = res.get("aggregations", {}).get("values", {}).get("buckets", [])
         return {str(b["key"]): int(b["doc_count"]) for b in buckets}
 
     # ------------------------------------------------------------------ documents
     def get(self, index: str, doc_id: str, source_excludes: list[str] | None = None) -> JSON:
-        with _translate(f"get {index}/{doc_id}"):
+        with self._translate(f"get {index}/{doc_id}"):
             res = self.client.get(index=index, id=doc_id, _source_excludes=source_excludes)
         return dict(res["_source"])
 
@@ -295,17 +301,17 @@ class Backend:
     ) -> dict[str, JSON]:
         if not ids:
             return {}
-        with _translate(f"mget {index}"):
+        with self._translate(f"mget {index}"):
             res = self.client.mget(index=index, body={"ids": ids}, _source_excludes=source_excludes)
         return {d["_id"]: d["_source"] for d in res["docs"] if d.get("found")}
 
     def index_doc(self, index: str, doc_id: str, doc: JSON, refresh: bool = False) -> None:
-        with _translate(f"index {index}/{doc_id}"):
+        with self._translate(f"index {index}/{doc_id}"):
             self.client.index(index=index, id=doc_id, body=doc, refresh=refresh)
 
     def iter_ids(self, index: str, fields: list[str] | None = None) -> Iterator[tuple[str, JSON]]:
         """Scan every document (id, selected source fields)."""
-        with _translate(f"scan {index}"):
+        with self._translate(f"scan {index}"):
             for hit in helpers.scan(
                 self.client,
                 index=index,
@@ -369,14 +375,14 @@ class Backend:
         p: dict[str, Any] = dict(params or {})
         if search_pipeline:
             p["search_pipeline"] = search_pipeline
-        with _translate(f"search {index}"):
+        with self._translate(f"search {index}"):
             return dict(self.client.search(index=index, body=body, params=p))
 
     def search_template(
         self, index: str, template_id: str, params: JSON, *, search_pipeline: str | None = None
     ) -> JSON:
         p = {"search_pipeline": search_pipeline} if search_pipeline else None
-        with _translate(f"search template {template_id}"):
+        with self._translate(f"search template {template_id}"):
             return dict(
                 self.client.search_template(
                     index=index, body={"id": template_id, "params": params}, params=p
@@ -384,7 +390,7 @@ class Backend:
             )
 
     def render_template(self, template_id: str, params: JSON) -> JSON:
-        with _translate(f"render template {template_id}"):
+        with self._translate(f"render template {template_id}"):
             res = self.client.render_search_template(body={"id": template_id, "params": params})
         return dict(res["template_output"])
 
@@ -401,7 +407,7 @@ class Backend:
         for body in bodies:
             lines.append({"index": index})
             lines.append(body)
-        with _translate(f"msearch {index}"):
+        with self._translate(f"msearch {index}"):
             res = self.client.msearch(body=lines)
         out: list[JSON] = []
         for item in res.get("responses", []):
@@ -418,22 +424,22 @@ class Backend:
 
     def get_source(self, index: str, doc_id: str, includes: list[str]) -> JSON:
         """Selected source fields of one document (NotFound when it does not exist)."""
-        with _translate(f"get {index}/{doc_id}"):
+        with self._translate(f"get {index}/{doc_id}"):
             res = self.client.get(index=index, id=doc_id, _source_includes=includes)
         return dict(res.get("_source") or {})
 
     # ------------------------------------------------------------------ tuning / LTR (issue 8)
     def delete_search_pipeline(self, name: str) -> None:
-        with _translate(f"delete search pipeline {name}"):
+        with self._translate(f"delete search pipeline {name}"):
             self.client.search_pipeline.delete(id=name)
 
     def create_doc(self, index: str, doc_id: str, doc: JSON, refresh: bool = True) -> None:
         """Index ``doc`` only if ``doc_id`` does not exist (409 -> ClusterRequestError)."""
-        with _translate(f"create {index}/{doc_id}"):
+        with self._translate(f"create {index}/{doc_id}"):
             self.client.create(index=index, id=doc_id, body=doc, refresh=refresh)
 
     def delete_doc(self, index: str, doc_id: str, refresh: bool = True) -> None:
-        with _translate(f"delete {index}/{doc_id}"):
+        with self._translate(f"delete {index}/{doc_id}"):
             self.client.delete(index=index, id=doc_id, refresh=refresh)
 
     def ltr_upload(self, name: str, featureset: JSON, model: JSON) -> None:
@@ -441,20 +447,20 @@ class Backend:
         store (created when missing); the plugin must be installed."""
         ltr = self.client.plugins.ltr
         try:
-            with _translate("LTR create store"):
+            with self._translate("LTR create store"):
                 ltr.create_default_store()
         except ClusterRequestError as exc:
             if "already" not in str(exc.details.get("reason", "")).lower():
                 raise
-        with _translate(f"LTR featureset {name}"):
+        with self._translate(f"LTR featureset {name}"):
             ltr.create_featureset(id=name, body=featureset)
-        with _translate(f"LTR model from {name}"):
+        with self._translate(f"LTR model from {name}"):
             ltr.create_model_from_set(name=name, body=model)
 
     # ------------------------------------------------------------------ stats (ingest)
     def nodes_cpu_millis(self) -> int:
         """Total CPU time (ms) the cluster's node processes have used (``_nodes/stats/process``)."""
-        with _translate("nodes stats"):
+        with self._translate("nodes stats"):
             res = self.client.nodes.stats(metric="process")
         return sum(
             int(node.get("process", {}).get("cpu", {}).get("total_in_millis", 0))
