@@ -37,20 +37,6 @@ JSON = dict[str, Any]
 RETRY_ON_STATUS = (502, 503, 504)
 
 
-def cluster_url(settings: Settings) -> str:
-    """The configured cluster URL, or the local node's (of the configured engine) when none is."""
-    if settings.cluster.url:
-        return settings.cluster.url
-    if settings.cluster.engine == "elasticsearch":
-        return settings.elasticsearch_node.url
-    return settings.local_node.url
-
-
-def cluster_hosts(settings: Settings) -> list[str]:
-    """Every node the client may send to: the configured ones, or the local node."""
-    return settings.cluster.hosts or [cluster_url(settings)]
-
-
 def _reason(exc: os_exc.TransportError) -> str:
     info = exc.info if isinstance(exc.info, dict) else {}
     err = info.get("error")
@@ -111,7 +97,7 @@ class Backend:
     @classmethod
     def from_settings(cls, settings: Settings) -> Backend:
         c = settings.cluster
-        hosts = cluster_hosts(settings)
+        hosts = settings.cluster_hosts()
         url = hosts[0]
         kwargs: dict[str, Any] = {
             # every configured node: a request that fails on one (connection error, timeout,
@@ -187,6 +173,7 @@ class Backend:
         with _translate(f"shards of {index}"):
             rows = self.client.cat.shards(index=index, format="json", h="shard,prirep,state,node")
         return [dict(r) for r in rows]
+
     def supports(self, kind: str) -> bool:
         """Whether config objects of ``kind`` (engine.config.desired.Kind) can be installed."""
         return True
