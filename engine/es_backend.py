@@ -462,6 +462,9 @@ class ElasticsearchBackend(Backend):
             if "error" in item:
                 err = item["error"]
                 reason = err.get("reason", str(err)) if isinstance(err, dict) else str(err)
+                kind = err.get("type") if isinstance(err, dict) else None
+                if kind == "index_not_found_exception":  # as Backend.msearch: NotFound
+                    raise NotFound(f"msearch {index}: not found", reason=reason)
                 raise ClusterRequestError(
                     f"msearch {index}: rejected {reason}", status=item.get("status"), reason=reason
                 )
