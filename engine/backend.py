@@ -38,18 +38,6 @@ JSON = dict[str, Any]
 RETRY_ON_STATUS = (502, 503, 504)
 
 
-def cluster_url(settings: Settings) -> str:
-    """The configured cluster URL, or the local node's (of the configured engine) when none is."""
-    if settings.cluster.url:
-        return settings.cluster.url
-    if settings.cluster.engine == "elasticsearch":
-        return settings.elasticsearch_node.url
-    return settings.local_node.url
-
-
-def cluster_hosts(settings: Settings) -> list[str]:
-    """Every node the client may send to: the configured ones, or the local node."""
-    return settings.cluster.hosts or [cluster_url(settings)]
 
 
 class Backend:
@@ -71,7 +59,7 @@ class Backend:
     @classmethod
     def from_settings(cls, settings: Settings) -> Backend:
         c = settings.cluster
-        hosts = cluster_hosts(settings)
+        hosts = settings.cluster_hosts()
         url = hosts[0]
         kwargs: dict[str, Any] = {
             # every configured node: a request that fails on one (connection error, timeout,

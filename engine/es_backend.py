@@ -7,7 +7,9 @@ here is done in this module:
 
 * ``hybrid`` queries: the two sub-queries in one ``_msearch``, min-max normalised and combined
   by weighted arithmetic mean (:func:`engine.search.fusion.fuse`: the semantics of OpenSearch's
-  normalisation processor), so merchandiser weights mean the same on both engines;
+  normalisation processor), so merchandiser weights mean the same on both engines (the default;
+  ``OUTFIT_CLUSTER__ES_HYBRID=native`` sends Elasticsearch's own boosted ``query`` + ``knn``
+  instead: raw scores added, measured worse, see the README);
 * search pipelines (only our hybrid weights): stored as documents of ``<prefix>-search-pipelines``;
 * the coarse pass's exact cosine re-rank (numpy over the coarse hits' stored vectors);
 * stored search templates: installed only when the node has lang-mustache (:meth:`supports`)."""
@@ -296,11 +298,12 @@ class ElasticsearchBackend(Backend):
         return {str(b["key"]): int(b["doc_count"]) for b in buckets}
 
     def mapped_fields(self, index: str, fields: list[str]) -> set[str]:
-        """Which of ``fields`` the index maps (``_field_caps``)."""
+        """Which of ``fields`` the index maps (``_field_caps``). The names go as a list: the
+        8.x client sends ``fields`` in the body, where ``"a,b"`` is one (unmapped) name."""
         if not fields:
             return set()
         with _translate(f"field caps {index}"):
-            res = self._es.field_caps(index=index, fields=",".join(fields))
+            res = self._es.field_caps(index=index, fields=list(fields))
         return set(res.get("fields", {})) & set(fields)
 
     # ------------------------------------------------------------------ documents
@@ -425,6 +428,8 @@ class ElasticsearchBackend(Backend):
 
     def _hybrid(self, index: str, body: JSON, pipeline: str | None) -> JSON:
         weights = self._hybrid_weights(body, pipeline)
+        if self.cluster.es_hybrid == "native":
+            return self._raw_search(index, es_dialect.native_hybrid_body(body, weights))
         bodies, _depth, size = es_dialect.hybrid_parts(body)
         return es_dialect.fuse_responses(self._msearch_raw(index, bodies), weights, size)
 
@@ -457,6 +462,9 @@ class ElasticsearchBackend(Backend):
             if "error" in item:
                 err = item["error"]
                 reason = err.get("reason", str(err)) if isinstance(err, dict) else str(err)
+                kind = err.get("type") if isinstance(err, dict) else None
+                if kind == "index_not_found_exception":  # as Backend.msearch: NotFound
+                    raise NotFound(f"msearch {index}: not found", reason=reason)
                 raise ClusterRequestError(
                     f"msearch {index}: rejected {reason}", status=item.get("status"), reason=reason
                 )

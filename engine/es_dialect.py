@@ -309,6 +309,35 @@ def hybrid_parts(body: Mapping[str, Any]) -> tuple[list[JSON], int, int]:
     return bodies, depth, size
 
 
+def native_hybrid_body(body: Mapping[str, Any], weights: tuple[float, float]) -> JSON:
+    """A ``hybrid`` body as ONE Elasticsearch request: the BM25 sub-query as ``query`` and the
+    vector sub-query as the ``knn`` section (``k`` = the body's depth), each boosted by its
+    weight. Elasticsearch adds the boosted raw scores (``w_bm25 * bm25 + w_vector * (1 + cos)
+    / 2``; a hit of one list only gets that list's part): no normalisation, so BM25's unbounded
+    scores dominate unless the weights are re-tuned for this engine (the README measures it)."""
+    hybrid = (body.get("query") or {}).get("hybrid")
+    if not isinstance(hybrid, dict) or len(hybrid.get("queries") or []) != 2:
+        raise ConfigError("not a two-query hybrid body (bm25, knn)")
+    text_q, vector_q = hybrid["queries"]
+    if set(vector_q) != {"knn"}:
+        raise ConfigError("the hybrid's second sub-query must be a knn query")
+    size = int(body.get("size", 10))
+    depth = max(int(hybrid.get("pagination_depth") or size), size)
+    w_bm25, w_vector = (float(w) for w in weights)
+    field, spec = _knn_spec(vector_q["knn"])
+    knn = knn_clause({field: {**spec, "k": depth}})
+    knn["boost"] = w_vector
+    out: JSON = {
+        "size": size,
+        "query": {"bool": {"must": [query(text_q)], "boost": w_bm25}},
+        "knn": knn,
+    }
+    for key in ("from", "_source"):
+        if key in body:
+            out[key] = copy.deepcopy(body[key])
+    return out
+
+
 def exact_rerank(body: Mapping[str, Any]) -> tuple[JSON, str, list[float], int] | None:
     """A coarse body (``rescore`` with the k-NN plugin's ``knn_score``) as the coarse search
     returning ``field`` too, plus ``(field, query vector, page size)`` for the backend's exact

@@ -39,6 +39,11 @@ class ClusterSettings(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
     index_prefix: str = Field(default="outfit", pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    # Elasticsearch only: how a hybrid query is combined. "fusion": both lists min-max
+    # normalised and weighted-averaged in the backend (OpenSearch's normalisation processor, so
+    # the merchandiser's weights mean the same on both engines); "native": one request with
+    # Elasticsearch's boosted query + knn (raw scores added). Measured in the README.
+    es_hybrid: Literal["fusion", "native"] = "fusion"
 
     @field_validator("url")
     @classmethod
@@ -228,6 +233,16 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     shared_data: Path = DEFAULT_SHARED_DATA
     sample_dir: Path = SAMPLE_DIR
+
+    def cluster_hosts(self) -> list[str]:
+        """Every node the client may send to: the configured ones, or the local node's (of the
+        configured engine) when none is."""
+        if self.cluster.hosts:
+            return self.cluster.hosts
+        node = (
+            self.elasticsearch_node if self.cluster.engine == "elasticsearch" else self.local_node
+        )
+        return [node.url]
 
     def with_models(self, **changes: Any) -> Settings:
         """A copy with some model settings changed (a CLI flag overriding the environment)."""

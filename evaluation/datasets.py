@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -241,9 +242,12 @@ def dataset_from_products(
 
 
 def write_catalog(products: Sequence[Product | dict[str, Any]], path: Path) -> None:
-    """Write products as a JSONL catalog (for tests and derived evaluation catalogs)."""
+    """Write products as a JSONL catalog (for tests and derived evaluation catalogs). Atomic
+    (a temporary file renamed): a process still reading the old file keeps reading it whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
         for p in products:
             row = p.model_dump(exclude_none=True) if isinstance(p, Product) else p
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)

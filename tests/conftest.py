@@ -3,7 +3,8 @@
 
 ``cluster`` (and ``settings``) follow ``cluster_engine``: OpenSearch, unless a test module sets
 ``CLUSTER_ENGINES = BOTH_ENGINES``: its cluster tests then run once per engine (ids
-``[opensearch]`` / ``[elasticsearch]``, marked ``opensearch`` / ``elasticsearch``). The
+``[opensearch]`` / ``[elasticsearch]``, marked ``opensearch`` / ``elasticsearch``; a module may
+name one engine only, e.g. ``CLUSTER_ENGINES = ("elasticsearch",)``). The
 Elasticsearch node is the local one (``python -m engine.cluster up --engine elasticsearch``,
 provisioned here when needed) or ``OUTFIT_TEST_ELASTICSEARCH_URL``."""
 
@@ -33,7 +34,7 @@ BOTH_ENGINES = ("opensearch", "elasticsearch")
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     engines = getattr(metafunc.module, "CLUSTER_ENGINES", ("opensearch",))
-    if "cluster_engine" in metafunc.fixturenames and len(engines) > 1:
+    if "cluster_engine" in metafunc.fixturenames and tuple(engines) != ("opensearch",):
         metafunc.parametrize(
             "cluster_engine",
             [pytest.param(e, id=e, marks=getattr(pytest.mark, e)) for e in engines],

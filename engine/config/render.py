@@ -45,6 +45,9 @@ def bodies(engine: str, text: str = "red dress", size: int = 10) -> dict[str, An
         if name == "hybrid":
             parts, _, _ = es_dialect.hybrid_parts(body)
             out["hybrid (send both, fuse min-max client side)"] = parts
+            out["hybrid native (one request, raw scores added; not the default)"] = (
+                es_dialect.native_hybrid_body(body, (0.4, 0.6))
+            )
         else:
             out[name] = es_dialect.search_body(body, mapped=soft.wanted)
     return {k: _placeholders(v) for k, v in out.items()}

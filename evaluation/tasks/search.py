@@ -37,7 +37,7 @@ from PIL import Image
 
 from engine.backend import Backend
 from engine.catalog import Product
-from engine.engines import connect
+from engine.engines import connect, resolve_engine
 from engine.ltr.rerank import RerankBlend
 from engine.queries import Filters
 from engine.search.quality import QualityRerank
@@ -126,7 +126,10 @@ def ensure_catalog_index(
     if backend.index_exists(name) and backend.count(name) == len(products):
         logger.info("reusing evaluation index %s (%d items)", name, len(products))
         return name
-    catalog = CACHE_DIR / f"{name}.jsonl"
+    # per engine: two runs at once (one per engine) build indices of the same name, and one
+    # rewriting the other's catalog file while it is read loses rows
+    work = CACHE_DIR / resolve_engine(settings)
+    catalog = work / f"{name}.jsonl"
     write_catalog(list(products), catalog)
     logger.info("ingesting %d items into %s", len(products), name)
     report = ingest_products(
@@ -136,7 +139,7 @@ def ensure_catalog_index(
         index=name,
         backend=backend,
         encoder=_encoder(model, DEFAULT_CACHE_DIR, settings),
-        state_dir=CACHE_DIR / "state",
+        state_dir=work / "state",
         progress=progress,
     )
     count = backend.count(name)

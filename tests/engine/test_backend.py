@@ -1,4 +1,4 @@
-"""Backend behaviour on the real node: errors translated the same way by every call, and the
+"""Backend behaviour on the real node (both engines): errors translated the same way by every call, and the
 bulk refresh interval put back whatever happens inside the block."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ import pytest
 
 from engine.backend import Backend
 from engine.errors import NotFound
+from tests.conftest import BOTH_ENGINES
 
 pytestmark = pytest.mark.opensearch
+CLUSTER_ENGINES = BOTH_ENGINES
 
 
 def _interval(backend: Backend, index: str) -> str | None:

@@ -50,6 +50,10 @@ ES_CASES: dict[str, Callable[[], Any]] = {
     "hybrid_parts": lambda: es.hybrid_parts(
         q.hybrid_search_body("red dresses", VEC, ALL, k=100, size=20, pagination_depth=60)
     ),
+    "hybrid_native": lambda: es.native_hybrid_body(
+        q.hybrid_search_body("red dresses", VEC, ALL, k=100, size=20, pagination_depth=60),
+        (0.4, 0.6),
+    ),
     "image_coarse": lambda: es.exact_rerank(CASES["image_coarse"]()),
     "looks_products_knn": lambda: es.search_body(
         lq.knn_products_query(VEC, 10, lq.product_filters(slot="top", genders=["women"]))

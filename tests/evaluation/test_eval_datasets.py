@@ -163,3 +163,17 @@ def test_sample_regenerates_identically_from_shared_data() -> None:
     chosen = select_sample(rows, photographed, seed=13)
     committed = (SAMPLE_DIR / "catalog.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.dumps(r, ensure_ascii=False) for r in chosen] == committed
+
+
+def test_write_catalog_never_truncates_a_file_being_read(tmp_path: Path) -> None:
+    # two evaluation runs (one per engine) write the same derived catalog: a reader of the old
+    # file must still read all of it (it lost rows when the file was rewritten in place)
+    path = tmp_path / "c.jsonl"
+    write_catalog([{"id": str(i)} for i in range(1000)], path)
+    with path.open(encoding="utf-8") as reader:
+        first = reader.readline()
+        write_catalog([{"id": "x"}], path)
+        rest = reader.readlines()
+    assert json.loads(first) == {"id": "0"} and len(rest) == 999
+    assert path.read_text(encoding="utf-8") == '{"id": "x"}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["c.jsonl"]

@@ -18,7 +18,9 @@ from engine.config.desired import desired_objects
 from engine.config.installer import apply
 from engine.settings import Settings
 from engine.tuning.weights import pipeline_weights
-from tests.conftest import TEST_PREFIX
+from tests.conftest import BOTH_ENGINES, TEST_PREFIX
+
+CLUSTER_ENGINES = BOTH_ENGINES
 
 KEY = "s3cret-admin-key"
 GOOD = {"X-API-Key": KEY}

@@ -20,9 +20,10 @@ from engine.api.app import create_app
 from engine.backend import Backend
 from engine.models.images import DEFAULT_MAX_BYTES
 from engine.settings import ClusterSettings, IngestSettings, Settings
-from tests.conftest import SAMPLE, TEST_PREFIX
+from tests.conftest import BOTH_ENGINES, SAMPLE, TEST_PREFIX
 
 pytestmark = pytest.mark.opensearch
+CLUSTER_ENGINES = BOTH_ENGINES
 
 PHOTO = SAMPLE / "images" / "10018.jpg"
 
@@ -111,7 +112,7 @@ def app_env(
                 doc["image_urls"] = [str(PHOTO)]
             else:
                 doc["source_image_urls"] = refs
-            cluster.client.index(index=index, id=item_id, body=doc, refresh=True)
+            cluster.index_doc(index, item_id, doc, refresh=True)
         yield s, index
     finally:
         cluster.delete_index(index)

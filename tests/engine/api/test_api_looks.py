@@ -27,10 +27,11 @@ from engine.looks.service import CompleteRequest, LookService
 from engine.looks.slots import look_slot
 from engine.settings import Settings
 from ingest.looks import ingest_looks
-from tests.conftest import SAMPLE, TEST_PREFIX
+from tests.conftest import BOTH_ENGINES, SAMPLE, TEST_PREFIX
 from tests.ingest.test_looks_ingest import hashed_unit, index_products, sample_products
 
 pytestmark = pytest.mark.opensearch
+CLUSTER_ENGINES = BOTH_ENGINES
 
 
 class FakeJoint:

@@ -2,7 +2,7 @@
 with the ingest library and the trained joint model, ingest the sample looks, query by id and by
 photo through the HTTP API.
 
-Needs the OpenSearch node and both trained checkpoints (joint and compatibility); skipped with
+Runs on both engines (OpenSearch and Elasticsearch nodes) and needs both trained checkpoints (joint and compatibility); skipped with
 the reason when a checkpoint is missing. Takes about a minute on 2 CPU cores (the ingest)."""
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from engine.looks.service import LookService
 from engine.looks.slots import look_slot
 from engine.settings import Settings
 from ingest.looks import ingest_looks
-from tests.conftest import SAMPLE, TEST_PREFIX
+from tests.conftest import BOTH_ENGINES, SAMPLE, TEST_PREFIX
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.slow]
+CLUSTER_ENGINES = BOTH_ENGINES
 
 CATALOG = SAMPLE / "catalog.jsonl"
 IMAGES = SAMPLE / "images"

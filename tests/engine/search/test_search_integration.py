@@ -261,17 +261,7 @@ def test_photo_search_reranks_by_attribute_agreement(
 # --------------------------------------------------------------------------- compose
 
 
-def test_this_shirt_but_in_black(
-    client: TestClient, products: dict[str, Product], cluster: Backend, request: Any
-) -> None:
-    if cluster.engine == "elasticsearch":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="issue 16: on Elasticsearch the white query shirt still ranks first "
-                "(soft filter translated; not yet diagnosed)",
-                strict=False,
-            )
-        )
+def test_this_shirt_but_in_black(client: TestClient, products: dict[str, Product]) -> None:
     source = products["12367"]  # Reid & Taylor Men White Shirt
     assert source.article_type == "Shirts" and source.base_colour == "White"
     r = client.post(

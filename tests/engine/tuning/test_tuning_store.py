@@ -20,9 +20,10 @@ from engine.tuning.weights import (
     pipeline_weights,
     tuned_version,
 )
-from tests.conftest import TEST_PREFIX
+from tests.conftest import BOTH_ENGINES, TEST_PREFIX
 
 pytestmark = pytest.mark.opensearch
+CLUSTER_ENGINES = BOTH_ENGINES
 
 
 def pipeline_objects(prefix: str) -> list[ConfigObject]:
