@@ -38,8 +38,6 @@ JSON = dict[str, Any]
 RETRY_ON_STATUS = (502, 503, 504)
 
 
-
-
 class Backend:
     """Thin, typed wrapper over opensearch-py with our error model. The Elasticsearch one is
     :class:`engine.es_backend.ElasticsearchBackend`; :func:`engine.engines.connect` picks."""

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from elastic_transport import ConnectionError as TransportConnectionError
@@ -30,7 +30,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 from engine import es_dialect
 from engine.backend import Backend
 from engine.errors import ClusterRequestError, ClusterUnavailable, NotFound
-from engine.queries import pipeline_weights, term_counts_body
+from engine.queries import pipeline_weights
 from engine.settings import ClusterSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,9 @@ def _translate(what: str) -> Iterator[None]:
 
 
 class ElasticsearchBackend(Backend):
-    """:class:`Backend` for an Elasticsearch 8 cluster; every public method is overridden."""
+    """:class:`Backend` for an Elasticsearch 8 cluster: the methods whose client call differs
+    are overridden; the others (index admin, settings, plugins, health) are Backend's own, with
+    this client's errors translated by :meth:`_translate`."""
 
     engine = "elasticsearch"
 
@@ -105,6 +107,10 @@ class ElasticsearchBackend(Backend):
     @property
     def _es(self) -> Elasticsearch:
         return self.client  # type: ignore[return-value]
+
+    def _translate(self, what: str) -> AbstractContextManager[None]:
+        # the methods inherited from Backend make the same client call on both engines
+        return _translate(what)
 
     # ------------------------------------------------------------------ cluster
     def ping(self) -> bool:
@@ -151,15 +157,6 @@ class ElasticsearchBackend(Backend):
             },
         }
 
-    def cluster_health(self) -> JSON:
-        with _translate("cluster health"):
-            return dict(self._es.cluster.health())
-
-    def plugins(self) -> set[str]:
-        with _translate("list plugins"):
-            rows = self._es.cat.plugins(format="json")
-        return {r["component"] for r in rows}  # type: ignore[index]
-
     def modules(self) -> frozenset[str]:
         """The node's modules (what this distribution can do), read once."""
         if self._modules is None:
@@ -178,15 +175,6 @@ class ElasticsearchBackend(Backend):
         return True
 
     # ------------------------------------------------------------------ config objects
-    def get_index_template(self, name: str) -> JSON | None:
-        try:
-            with _translate(f"get index template {name}"):
-                res = self._es.indices.get_index_template(name=name)
-        except NotFound:
-            return None
-        items = res.get("index_templates", [])
-        return dict(items[0]["index_template"]) if items else None
-
     def put_index_template(self, name: str, body: JSON) -> None:
         """``body``: our (OpenSearch) template, translated by :func:`es_dialect.index_template`."""
         es_body = es_dialect.index_template(
@@ -194,10 +182,6 @@ class ElasticsearchBackend(Backend):
         )
         with _translate(f"put index template {name}"):
             self._es.indices.put_index_template(name=name, body=es_body)
-
-    def delete_index_template(self, name: str) -> None:
-        with _translate(f"delete index template {name}"):
-            self._es.indices.delete_index_template(name=name)
 
     @property
     def pipelines_index(self) -> str:
@@ -247,14 +231,6 @@ class ElasticsearchBackend(Backend):
             self._es.put_script(id=script_id, script=body["script"])
 
     # ------------------------------------------------------------------ indices
-    def index_exists(self, index: str) -> bool:
-        with _translate(f"check index {index}"):
-            return bool(self._es.indices.exists(index=index))
-
-    def create_index(self, index: str, body: JSON | None = None) -> None:
-        with _translate(f"create index {index}"):
-            self._es.indices.create(index=index, body=body or {})
-
     def ensure_index(self, index: str, body: JSON | None = None) -> bool:
         if self.index_exists(index):
             return False
@@ -266,36 +242,10 @@ class ElasticsearchBackend(Backend):
             raise
         return True
 
-    def delete_index(self, index: str) -> None:
-        with _translate(f"delete index {index}"):
-            self._es.indices.delete(index=index, ignore_unavailable=True)
-
-    def get_mapping(self, index: str) -> JSON:
-        with _translate(f"get mapping {index}"):
-            return dict(self._es.indices.get_mapping(index=index))
-
-    def get_settings(self, index: str) -> JSON:
-        with _translate(f"get settings {index}"):
-            return dict(self._es.indices.get_settings(index=index))
-
-    def put_settings(self, index: str, body: JSON) -> None:
-        with _translate(f"put settings {index}"):
-            self._es.indices.put_settings(index=index, body=body)
-
-    def refresh(self, index: str) -> None:
-        with _translate(f"refresh {index}"):
-            self._es.indices.refresh(index=index)
-
     def count(self, index: str, query: JSON | None = None) -> int:
         with _translate(f"count {index}"):
             q = es_dialect.query(query) if query else None
             return int(self._es.count(index=index, query=q)["count"])
-
-    def term_counts(self, index: str, field: str, size: int = 1000) -> dict[str, int]:
-        with _translate(f"term counts {index}.{field}"):
-            res = self._es.search(index=index, body=term_counts_body(field, size))
-        buckets = res.get("aggregations", {}).get("values", {}).get("buckets", [])
-        return {str(b["key"]): int(b["doc_count"]) for b in buckets}
 
     def mapped_fields(self, index: str, fields: list[str]) -> set[str]:
         """Which of ``fields`` the index maps (``_field_caps``). The names go as a list: the
@@ -333,10 +283,6 @@ class ElasticsearchBackend(Backend):
     def create_doc(self, index: str, doc_id: str, doc: JSON, refresh: bool = True) -> None:
         with _translate(f"create {index}/{doc_id}"):
             self._es.create(index=index, id=doc_id, document=doc, refresh=refresh)
-
-    def delete_doc(self, index: str, doc_id: str, refresh: bool = True) -> None:
-        with _translate(f"delete {index}/{doc_id}"):
-            self._es.delete(index=index, id=doc_id, refresh=refresh)
 
     def iter_ids(self, index: str, fields: list[str] | None = None) -> Iterator[tuple[str, JSON]]:
         with _translate(f"scan {index}"):
@@ -488,12 +434,4 @@ class ElasticsearchBackend(Backend):
             "the LTR re-rank runs in the service (engine.ltr)",
             status=400,
             reason="no _ltr plugin",
-        )
-
-    def nodes_cpu_millis(self) -> int:
-        with _translate("nodes stats"):
-            res = self._es.nodes.stats(metric="process")
-        return sum(
-            int(node.get("process", {}).get("cpu", {}).get("total_in_millis", 0))
-            for node in res.get("nodes", {}).values()
         )
