@@ -157,8 +157,10 @@ class ModelSettings(BaseModel):
     onnx: bool = True
     # catalog documents' text side at ingest: "static" = the static-token encoder distilled from
     # MiniLM (engine.models.static_text; <1 ms vs ~46 ms of CPU per product, measured in its
-    # metrics file), "minilm" = MiniLM itself. Queries always use MiniLM.
+    # metrics file), "minilm" = MiniLM itself.
     document_text_encoder: Literal["static", "minilm"] = "static"
+    # query texts' side at search time, the same two choices (engine.search.query_encoder)
+    query_text_encoder: Literal["static", "minilm"] = "minilm"
     static_text_weights: Path | None = None  # default: the weights shipped in the package
 
     @property
