@@ -28,7 +28,7 @@ class QueryEncoder:
         model: Callable[[], Any] | Any,
         text_cache_size: int = 4096,
         *,
-        text_encoder: str = "minilm",
+        text_encoder: str = "static",
         static_weights: Path | None = None,
     ) -> None:
         if text_encoder not in ("minilm", "static"):

@@ -39,7 +39,8 @@ class Static:
 
 
 def test_minilm_is_the_model_s_own_text_tower() -> None:
-    assert QueryEncoder(Model()).embed_text("red dress").tolist() == [1.0] * 4
+    enc = QueryEncoder(Model(), text_encoder="minilm")
+    assert enc.embed_text("red dress").tolist() == [1.0] * 4
 
 
 def test_static_goes_through_the_joint_head_and_loads_once(monkeypatch: Any) -> None:
@@ -51,6 +52,16 @@ def test_static_goes_through_the_joint_head_and_loads_once(monkeypatch: Any) -> 
     assert enc.embed_text("red dress").tolist() == [2.0] * 4
     assert enc.embed_text("blue jeans").tolist() == [2.0] * 4
     assert Static.loads == ["minilm-teacher"]  # built over the model's MiniLM, once
+
+
+def test_static_is_the_default_and_falls_back_without_a_joint_head() -> None:
+    class Plain:  # e.g. a plugged-in CLIP: no separate text head to feed features to
+        def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+            return np.ones((len(texts), 4), np.float32)
+
+    enc = QueryEncoder(Plain())
+    assert enc.text_encoder == "static"
+    assert enc.embed_text("red dress").tolist() == [1.0] * 4
 
 
 def test_unknown_encoder_is_refused() -> None:
