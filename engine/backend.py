@@ -225,6 +225,12 @@ class Backend:
         with self._translate(f"put settings {index}"):
             self.client.indices.put_settings(index=index, body=body)
 
+    def force_merge(self, index: str, max_segments: int = 1) -> None:
+        """Merge ``index`` down to ``max_segments`` segments per shard (after a bulk load: one
+        HNSW graph and one term dictionary per segment to search; blocks until done)."""
+        with self._translate(f"force merge {index}"):
+            self.client.indices.forcemerge(index=index, max_num_segments=int(max_segments))
+
     @contextmanager
     def refresh_interval(self, index: str, interval: str | None) -> Iterator[None]:
         """Refresh ``index`` every ``interval`` (bulk loading: fewer, bigger segments) inside the

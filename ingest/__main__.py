@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="index refresh interval while ingesting, restored afterwards "
         "('keep' leaves the index's own; default 30s)",
     )
+    p.add_argument(
+        "--force-merge",
+        type=int,
+        default=None,
+        metavar="SEGMENTS",
+        help="after a run that reached the end of the catalog, merge the index down to this "
+        "many segments (1 for a catalog that is mostly read; default: the node decides)",
+    )
 
     p = sub.add_parser("update", help="update business fields only (no re-encoding)")
     common(p)
@@ -165,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 bulk_refresh_interval=None
                 if args.refresh_interval == "keep"
                 else args.refresh_interval,
+                force_merge_segments=args.force_merge,
             )
             report = ingest_products(
                 settings,

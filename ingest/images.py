@@ -75,7 +75,9 @@ def resolve_local(ref: str, options: ImageOptions) -> Path:
 def located(refs: Sequence[str], options: ImageOptions) -> list[str]:
     """The refs as locations the API can serve later (``source_image_urls``): URLs as they
     are, local files as absolute paths."""
-    return [ref if is_remote_image(ref) else str(resolve_local(ref, options).resolve()) for ref in refs]
+    return [
+        ref if is_remote_image(ref) else str(resolve_local(ref, options).resolve()) for ref in refs
+    ]
 
 
 class ImageFetcher:

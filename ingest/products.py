@@ -286,6 +286,19 @@ def ingest_products(
             backend.refresh(index)
         except ClusterUnavailable as exc:
             raise _aborted(report, exc, cp.rows_done) from exc
+    if opts.force_merge_segments and cp.completed:
+        t_merge = time.perf_counter()
+        try:
+            backend.force_merge(index, opts.force_merge_segments)
+            backend.refresh(index)  # searchers open the merged segment(s)
+        except ClusterUnavailable as exc:
+            raise _aborted(report, exc, cp.rows_done) from exc
+        logger.info(
+            "%s merged to %d segment(s) in %.1fs",
+            index,
+            opts.force_merge_segments,
+            time.perf_counter() - t_merge,
+        )
     report.completed = True
     report.wall_seconds = time.perf_counter() - t_start
     if not report.reconciles:  # pragma: no cover - would be a bug, not a data problem

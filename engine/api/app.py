@@ -36,6 +36,7 @@ def default_loaders(settings: Settings) -> dict[str, Callable[[], Any]]:
     """Heavy objects, loaded on first use."""
 
     def joint() -> Any:
+        from engine.models.encoders import apply_num_threads
         from engine.models.joint import JointModel
 
         model = JointModel.load(
@@ -45,6 +46,7 @@ def default_loaders(settings: Settings) -> dict[str, Callable[[], Any]]:
         )
         if settings.models.onnx:
             logger.info("joint model backbones: %s", model.accelerate(settings.models.num_threads))
+        apply_num_threads(settings.api.torch_threads or None)
         return model
 
     def compat() -> Any:

@@ -92,7 +92,7 @@ class ComposeSearch:
         restrict_to: str | None = None
         names_type = any(m.attribute == "article_type" for m in want_m)
         if category == "auto" and not names_type and not filters.article_type:
-            pred, _ = self.image.predict_category(vec, filters)
+            pred, _ = self.image.predict_category(vec, filters, result_fields=False)
             info = predicted_category(pred)
             restrict_to = pred.label if pred.restrict else None
         f = filters.with_article_type(restrict_to) if restrict_to else filters

@@ -22,6 +22,7 @@ from engine.queries import (
     BINARY_FIELD,
     JOINT_FIELD,
     Filters,
+    Source,
     coarse_image_search_body,
     cosine_from_score,
     image_search_body,
@@ -46,6 +47,9 @@ from engine.search.stages import (
 )
 
 JSON = dict[str, Any]
+
+# what the category vote and the catalog attribute re-rank read from the vote's neighbours
+VOTE_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(("article_type", *RERANK_ATTRIBUTES)))
 
 
 def attribute_rerank(
@@ -93,13 +97,21 @@ class ImageSearch:
         self.fit_check = fit_check
 
     def predict_category(
-        self, vector: np.ndarray, filters: Filters = Filters(), *, size: int = 0
+        self,
+        vector: np.ndarray,
+        filters: Filters = Filters(),
+        *,
+        size: int = 0,
+        result_fields: bool = True,
     ) -> tuple[CategoryPrediction, list[JSON]]:
         """Fused category of a query vector, and the unrestricted neighbours fetched for the
-        vote (``max(vote_k, size)`` of them, with result fields: reusable as results)."""
+        vote (``max(vote_k, size)`` of them, with result fields: reusable as results).
+        ``result_fields=False``: only ``vote_k`` neighbours with the fields the vote and the
+        catalog re-rank read (:data:`VOTE_FIELDS`), for callers that never show them."""
         opts = self.ctx.options
-        n = max(opts.vote_k, size, 1)
-        body = vector_search_body(opts.image_field, vector, filters, k=n, size=n)
+        n = max(opts.vote_k, size if result_fields else 0, 1)
+        source = Source() if result_fields else Source(includes=VOTE_FIELDS)
+        body = vector_search_body(opts.image_field, vector, filters, k=n, size=n, source=source)
         neighbours = self.ctx.search(body)
         votes = [
             ((h.get("_source") or {}).get("article_type"), cosine_from_score(h["_score"]))
@@ -220,6 +232,7 @@ class ImageSearch:
         size: int,
         category: str,
         item_category: str | None,
+        reuse: bool = True,
     ) -> tuple[CategoryInfo, str | None, list[JSON] | None]:
         if filters.article_type:
             label = filters.article_type[0] if len(filters.article_type) == 1 else None
@@ -237,7 +250,7 @@ class ImageSearch:
         if item_category:
             info = CategoryInfo(label=item_category, confidence=1.0, restricted=True, source="item")
             return info, item_category, None
-        pred, neighbours = self.predict_category(vec, filters, size=size)
+        pred, neighbours = self.predict_category(vec, filters, size=size, result_fields=reuse)
         return predicted_category(pred), (pred.label if pred.restrict else None), neighbours
 
     def _vector_search(
@@ -255,13 +268,15 @@ class ImageSearch:
         query_attrs: AttrDist | None = None,
     ) -> SearchResponse:
         ctx, quality, opts = self.ctx, self.ctx.quality, self.ctx.options
-        info, restrict_to, neighbours = self._category_step(
-            vec, filters, size, category, item_category
-        )
         use_coarse = opts.coarse if coarse is None else coarse
-        extra: tuple[str, ...] = (BINARY_FIELD,) if (explain and use_coarse) else ()
         rr = opts.attribute_rerank if query_attrs else None
         blend = quality.blend()
+        # the vote's neighbours can stand in for the results only in the plain k-NN case below
+        reuse = not use_coarse and rr is None and blend is None
+        info, restrict_to, neighbours = self._category_step(
+            vec, filters, size, category, item_category, reuse
+        )
+        extra: tuple[str, ...] = (BINARY_FIELD,) if (explain and use_coarse) else ()
         final_size = size
         size = quality.fetch(size, blend)
         if rr is not None:

@@ -41,6 +41,8 @@ class SearchOptions:
     text_field: str = TEXT_FIELD
     compose_field: str = IMAGE_FIELD
     text_cache_size: int = 4096
+    # query texts' backbone: "minilm" or "static" (engine.search.query_encoder.QueryEncoder)
+    query_text_encoder: str = "static"
     pipeline_ttl_s: float = 5.0  # explain reads the installed weights at most this stale
     # photo / item queries: re-score the top neighbours by colour and type agreement
     # (engine.search.attribute_rerank); None turns it off

@@ -73,7 +73,9 @@ class SearchService:
         self.api = api or ApiSettings()
         self.options = options or SearchOptions()
         self._model_ref = model
-        self.encoder = encoder or QueryEncoder(model, self.options.text_cache_size)
+        self.encoder = encoder or QueryEncoder(
+            model, self.options.text_cache_size, text_encoder=self.options.query_text_encoder
+        )
         # Never serve a classifier that does not know the catalog: when the bundle's type
         # labels miss the index's, the category step is the k-NN vote over the index alone.
         self.fit_check = fit_check or CatalogFitCheck(
@@ -100,7 +102,10 @@ class SearchService:
         """``options`` default: :class:`SearchOptions` with ``api.search_hybrid_depth``."""
         if options is None:
             depth = settings.api.search_hybrid_depth
-            options = SearchOptions(hybrid_depth=depth or None)
+            options = SearchOptions(
+                hybrid_depth=depth or None,
+                query_text_encoder=settings.models.query_text_encoder,
+            )
         return cls(
             backend,
             index=index or settings.cluster.products_index,

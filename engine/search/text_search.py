@@ -31,6 +31,7 @@ from engine.queries import (
     vector_search_body,
 )
 from engine.search.fusion import fuse
+from engine.search.options import SearchOptions
 from engine.search.schemas import HitExplain, HybridWeights, SearchResponse
 from engine.search.stages import SearchContext, elapsed_ms, hits_of, to_hit
 
@@ -49,6 +50,15 @@ def default_weights() -> tuple[float, float]:
     except (OSError, json.JSONDecodeError):
         return FALLBACK_WEIGHTS
     return pipeline_weights(body) or FALLBACK_WEIGHTS
+
+
+def hybrid_k(opts: SearchOptions, size: int) -> int:
+    """Neighbours the k-NN sub-query of a hybrid query searches: as many as the pipeline
+    combines (``hybrid_depth``, at least the page), never more than ``knn_k``. Deeper k-NN lists
+    are cut to ``pagination_depth`` by the hybrid collector anyway, so they only cost HNSW work."""
+    if opts.hybrid_depth is None:
+        return opts.knn_k
+    return max(min(opts.knn_k, opts.hybrid_depth), size, 1)
 
 
 def pipeline_rejected(exc: ClusterRequestError) -> bool:
@@ -154,7 +164,7 @@ class TextSearch:
                 query,
                 vec,
                 filters,
-                k=opts.knn_k,
+                k=hybrid_k(opts, size),
                 size=size,
                 vector_field=opts.text_field,
                 source=quality.source(blend),
@@ -173,7 +183,7 @@ class TextSearch:
                 query,
                 vec,
                 filters,
-                k=opts.knn_k,
+                k=hybrid_k(opts, size),
                 size=size,
                 pipeline=hybrid_pipeline_body(used),
                 vector_field=opts.text_field,

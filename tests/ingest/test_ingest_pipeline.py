@@ -40,6 +40,7 @@ class FakeBackend:
         self.fail_bulk_at: int | None = None  # raise ClusterUnavailable on this call number
         self.settings: dict[str, dict[str, Any]] = {}
         self.refresh_during_bulk: set[Any] = set()
+        self.merges: list[tuple[str, int]] = []
 
     def ensure_index(self, index: str) -> bool:
         created = index not in self.indices
@@ -98,6 +99,9 @@ class FakeBackend:
 
     def refresh(self, index: str) -> None:
         pass
+
+    def force_merge(self, index: str, max_segments: int = 1) -> None:
+        self.merges.append((index, max_segments))
 
     # the real one: it only calls get_settings / put_settings below
     refresh_interval = Backend.refresh_interval
@@ -468,6 +472,20 @@ def test_refresh_interval_slowed_during_ingest_and_restored(data: dict[str, Path
     opts = PipelineOptions(bulk_refresh_interval=None)
     _run(Settings(), data, backend, encoder=FakeEncoder("fake-4"), options=opts)
     assert backend.refresh_during_bulk == {None} and backend.settings["test-products"] == {}
+
+
+def test_force_merge_only_after_a_run_that_finished_the_catalog(data: dict[str, Path]) -> None:
+    backend = FakeBackend()
+    _run(Settings(), data, backend)
+    assert backend.merges == []  # off by default
+    opts = PipelineOptions(force_merge_segments=1)
+    backend.fail_bulk_at = 2
+    with pytest.raises(IngestAborted):
+        _run(Settings(), data, backend, encoder=FakeEncoder("fake-2"), options=opts)
+    assert backend.merges == []  # an interrupted run does not merge
+    backend.fail_bulk_at = None
+    _run(Settings(), data, backend, encoder=FakeEncoder("fake-2"), options=opts, resume=True)
+    assert backend.merges == [("test-products", 1)]
 
 
 def test_refresh_interval_restored_when_the_cluster_goes_away(data: dict[str, Path]) -> None:

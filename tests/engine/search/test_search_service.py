@@ -143,6 +143,8 @@ def test_hybrid_uses_installed_pipeline_by_name() -> None:
     assert "hybrid" in body["query"] and "search_pipeline" not in body
     # sub-query lists are normalised 60 deep even for a page of 2
     assert body["query"]["hybrid"]["pagination_depth"] == 60 and body["size"] == 2
+    # the k-NN sub-query searches as many neighbours as the pipeline combines, not knn_k=100
+    assert body["query"]["hybrid"]["queries"][1]["knn"]["text_embedding"]["k"] == 60
     assert be.calls[-1][2]["search_pipeline"] == "pipe"
     assert res.weights is not None and res.weights.vector == pytest.approx(0.7)
     assert [h.id for h in res.hits] == ["a", "b"]
@@ -297,3 +299,6 @@ def test_hybrid_depth_comes_from_settings() -> None:
         svc.text_search("red dress", size=5)
         (body,) = be.searches()
         assert body["query"]["hybrid"].get("pagination_depth") == expected
+        # k follows the depth; page-deep lists keep knn_k (the hybrid query cuts nothing then)
+        knn = body["query"]["hybrid"]["queries"][1]["knn"]["text_embedding"]
+        assert knn["k"] == (expected or 100)
