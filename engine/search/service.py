@@ -65,6 +65,7 @@ class SearchService:
         quality: QualityRerank | None = None,
         fit_check: CatalogFitCheck | None = None,
         encoder: QueryEncoder | None = None,
+        shopper: Callable[[], Any] | None = None,
     ) -> None:
         self.backend = backend
         self.quality = quality
@@ -73,7 +74,7 @@ class SearchService:
         self.api = api or ApiSettings()
         self.options = options or SearchOptions()
         self._model_ref = model
-        self.encoder = encoder or QueryEncoder(model, self.options.text_cache_size)
+        self.encoder = encoder or QueryEncoder(model, self.options.text_cache_size, shopper)
         # Never serve a classifier that does not know the catalog: when the bundle's type
         # labels miss the index's, the category step is the k-NN vote over the index alone.
         self.fit_check = fit_check or CatalogFitCheck(
@@ -96,6 +97,7 @@ class SearchService:
         index: str | None = None,
         options: SearchOptions | None = None,
         quality: QualityRerank | None = None,
+        shopper: Callable[[], Any] | None = None,
     ) -> SearchService:
         """``options`` default: :class:`SearchOptions` with ``api.search_hybrid_depth``."""
         if options is None:
@@ -109,6 +111,7 @@ class SearchService:
             api=settings.api,
             options=options,
             quality=quality,
+            shopper=shopper,
         )
 
     # The facade's methods are the stages' own (bound here, so signatures and docstrings live
