@@ -60,8 +60,9 @@ DEFAULT_CONFIG: dict[str, float] = {
     "threshold": 0.5,
     "margin": 0.06,
     "object_weight": 0.5,
-    "studio_border": 0.9,
+    "studio_border": 0.8,
     "crop_threshold": 24.0,
+    "studio_query_tower": 0.0,
 }
 
 
@@ -245,10 +246,16 @@ class ShopperModel:
         return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
     def embed_located(self, joint: Any, located: list[Located]) -> tuple[np.ndarray, np.ndarray]:
-        """(fused embeddings, object inputs) of located photos."""
+        """(fused embeddings, object inputs) of located photos. Studio shots (the background
+        crop) keep the joint tower's embedding, exactly as before shopper photos, unless
+        ``config['studio_query_tower']``."""
         obj = np.stack([loc.object_inputs for loc in located])
         whole = np.stack([loc.whole_inputs for loc in located])
-        return self.fuse(self.tower_embed(joint, obj), self.tower_embed(joint, whole)), obj
+        emb = self.fuse(self.tower_embed(joint, obj), self.tower_embed(joint, whole))
+        studio = np.asarray([loc.source == "background" for loc in located])
+        if studio.any() and not self.config.get("studio_query_tower"):
+            emb[studio] = np.asarray(joint.embed_image_features(obj[studio]), np.float32)
+        return emb, obj
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> dict[str, Any]:

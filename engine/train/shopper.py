@@ -139,7 +139,7 @@ def train_query_tower(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         logger.info("query tower epoch %d: loss %.4f", epoch + 1, total / n)
     return tower.eval()
 
@@ -202,7 +202,7 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         th: float(
             np.mean([box_iou(p, tg, th, 0.06) for p, tg in zip(probs, val.targets, strict=True)])
         )
-        for th in (0.2, 0.3, 0.4, 0.5, 0.6)
+        for th in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
     }
     threshold = max(ious, key=lambda k: ious[k])
     norm = ShopperModel(None, None).object_probability(val.maps.astype(np.float32))

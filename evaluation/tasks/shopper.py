@@ -169,7 +169,7 @@ def run(ctx: EvalContext) -> TaskResult:
     obj = np.stack([loc.object_inputs for loc in located])
     whole = np.stack([loc.whole_inputs for loc in located])
     e_o, e_w = shopper.tower_embed(joint, obj), shopper.tower_embed(joint, whole)
-    variants["served"] = (shopper.fuse(e_o, e_w), obj)
+    variants["served"] = (shopper.embed_located(joint, located)[0], obj)
     variants["whole_only"] = (e_w, whole)
     variants["object_only"] = (e_o, obj)
     untrained = ShopperModel(shopper.objectness, None, shopper.config)
