@@ -40,7 +40,6 @@ from engine.models.checkpoints import CheckpointKind, load_weights, read_checkpo
 from engine.models.colour import colour_features
 from engine.models.crop import CropResult, border_colour, find_main_object, pad_to_square
 from engine.models.encoders import IMAGE_FEATURE_DIM
-from engine.models.features import crop_and_colour
 from engine.models.versions import WEIGHTS_DIR
 
 logger = logging.getLogger(__name__)
@@ -178,7 +177,13 @@ class ShopperModel:
             crops[i] = crop
             (studio_rows if studio else other_rows).append(i)
         if studio_rows:
-            pairs = [crop_and_colour(rgbs[i]) for i in studio_rows]
+            pairs = [
+                (
+                    pad_to_square(rgbs[i].crop(crops[i].box), crops[i].background),
+                    colour_features(rgbs[i], crops[i]),
+                )
+                for i in studio_rows
+            ]  # what crop_and_colour computes, from the crop already found
             feats = encoder.features([p[0] for p in pairs])
             for row, i in enumerate(studio_rows):
                 inp = np.concatenate([feats[row], pairs[row][1]]).astype(np.float32)
