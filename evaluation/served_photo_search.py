@@ -67,9 +67,11 @@ def rank(
     alpha: float = 0.5,
     threshold: float = 0.5,
     rr: AttributeRerank = AttributeRerank(),
+    attributes: Sequence[tuple[str, ...] | None] | None = None,
 ) -> Ranked:
     """Each query's top ``k`` gallery rows as photo search ranks them; ``exclude[i]``: a row
-    left out (the query item itself, for catalog photos)."""
+    left out (the query item itself, for catalog photos); ``attributes[i]``: the attributes
+    query i re-ranks by (None: all)."""
     alpha = float(getattr(model, "config", {}).get("category_alpha", alpha))
     sims = queries @ gallery.vectors.T
     if exclude is not None:
@@ -107,7 +109,7 @@ def rank(
                 for a in RERANK_ATTRIBUTES
                 if a in qprobs
             },
-            RERANK_ATTRIBUTES,
+            (attributes[i] if attributes is not None else None) or RERANK_ATTRIBUTES,
         )
         scored = rerank(
             [(str(j), float(row[j]), gallery.attr_prob[j]) for j in cand], qdist, rr.floors()

@@ -92,7 +92,10 @@ class QueryEncoder:
             for name in RERANK_ATTRIBUTES
             if name in probs
         }
-        return vec, query_distribution(dist, RERANK_ATTRIBUTES), located
+        keep = RERANK_ATTRIBUTES
+        if located is not None and shopper is not None:
+            keep = shopper.rerank_attributes(located) or RERANK_ATTRIBUTES
+        return vec, query_distribution(dist, keep), located
 
     def classifier_probs(self, vector: np.ndarray) -> dict[str, float]:
         """The attribute head's article-type distribution for a joint embedding."""

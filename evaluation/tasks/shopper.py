@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from engine.catalog import is_test_id
 from engine.documents import joint_embeddings
@@ -160,7 +161,7 @@ def run(ctx: EvalContext) -> TaskResult:
     if not images:
         return TaskResult(NAME, None, reason="no query photos")
     today_x, located = [], []
-    for s in range(0, len(images), 32):
+    for s in tqdm(range(0, len(images), 32), desc="shopper photos", unit="batch"):
         chunk = images[s : s + 32]
         today_x.append(image_inputs(chunk, encoder))
         located.extend(shopper.locate(chunk, encoder))
@@ -177,8 +178,11 @@ def run(ctx: EvalContext) -> TaskResult:
         untrained.fuse(untrained.tower_embed(joint, obj), untrained.tower_embed(joint, whole)),
         obj,
     )
+    served_attrs = [shopper.rerank_attributes(loc) for loc in located]
     for name, (emb, feats) in variants.items():
-        m = _metrics(rank(joint, gallery, emb, feats), gallery, truth_rows, allowed)
+        attrs = None if name == "today" else served_attrs
+        ranked = rank(joint, gallery, emb, feats, attributes=attrs)
+        m = _metrics(ranked, gallery, truth_rows, allowed)
         prefix = "" if name == "served" else f"{name}_"
         metrics.update({prefix + k: _r(v) for k, v in m.items()})
     sources = [loc.source for loc in located]
@@ -227,7 +231,8 @@ def _studio(ctx, joint, shopper, gallery, studio_x, row_of, encoder) -> dict[str
         ("studio_", (emb, obj)),
         ("today_studio_", (joint.embed_image_features(today_x), today_x)),
     ):
-        ranked = rank(joint, gallery, e, f, exclude=kept)
+        attrs = [shopper.rerank_attributes(loc) for loc in located] if prefix == "studio_" else None
+        ranked = rank(joint, gallery, e, f, exclude=kept, attributes=attrs)
         p = np.mean(
             [np.mean([all_labels[j] == labels[i] for j in ranked.top[i]]) for i in range(len(kept))]
         )

@@ -94,3 +94,44 @@ def test_fusion_and_checkpoint_round_trip(tmp_path: Path) -> None:
 
     assert loaded.config["object_weight"] == 0.75 and loaded.fits(J())
     np.testing.assert_allclose(loaded.tower_embed(J(), x), model.tower_embed(J(), x), atol=2e-2)
+
+
+def test_query_encoder_uses_the_located_object_and_drops_colour_off_studio() -> None:
+    from engine.search.query_encoder import QueryEncoder
+
+    class Joint:
+        image_encoder = FakeBackbone()
+        image_input_dim, dim = 1445, 4
+        attribute_vocab = {"article_type": ["Tshirts", "Jeans"], "base_colour": ["Red", "Blue"]}
+
+        def embed_texts(self, texts: list[str]) -> np.ndarray:  # marks a model, not a loader
+            raise AssertionError("not used")
+
+        def embed_image_features(self, x: np.ndarray) -> np.ndarray:
+            v = np.asarray(x[:, :4], np.float32) + 1e-3
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+        def image_features(self, images: list[Image.Image]) -> np.ndarray:
+            return image_inputs(images, self.image_encoder)
+
+        def image_attribute_probabilities(self, feats: np.ndarray, emb: np.ndarray):
+            n = len(emb)
+            return {
+                "article_type": np.tile([0.9, 0.1], (n, 1)),
+                "base_colour": np.tile([0.5, 0.5], (n, 1)),
+            }
+
+    rng = np.random.default_rng(0)
+    arr = np.clip(rng.normal(200, 30, (260, 300, 3)), 0, 255).astype(np.uint8)
+    arr[60:200, 150:250] = 20
+    shopper = ShopperModel(_darkness_head(), None)
+    vec, dist, located = QueryEncoder(Joint(), shopper=lambda: shopper).embed_photo(
+        Image.fromarray(arr)
+    )
+    assert located.source == "objectness" and vec.shape == (4,)
+    assert dist is not None and set(dist) == {"article_type"}  # colour left out off studio
+    studio = Image.open(SAMPLE / "10018.jpg").convert("RGB")
+    _, dist2, loc2 = QueryEncoder(Joint(), shopper=lambda: shopper).embed_photo(studio)
+    assert loc2.source == "background" and set(dist2) == {"article_type", "base_colour"}
+    _, dist3, loc3 = QueryEncoder(Joint()).embed_photo(Image.fromarray(arr))
+    assert loc3 is None and set(dist3) == {"article_type", "base_colour"}  # no shopper model
