@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-items", type=int, default=2000)
     parser.add_argument("--val-items", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--copies", type=int, default=1, help="synthetic photos per item")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
@@ -194,6 +195,10 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     train = D.cached(
         train_ids, args.images, factory, seed=args.seed, keep_maps=1500, cache_dir=args.cache_dir
     )
+    more = [  # further synthetic copies of the same items: more backgrounds and poses
+        D.cached(train_ids, args.images, factory, seed=args.seed, copy=c, cache_dir=args.cache_dir)
+        for c in range(1, args.copies)
+    ]
     # 1. objectness
     head = train_objectness(train.maps, train.targets[: len(train.maps)], seed=args.seed)
     shopper = ShopperModel(head, None)
@@ -216,14 +221,16 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     # 2. query tower
     vocab = joint.attribute_vocab["article_type"]
     tindex = {v: i for i, v in enumerate(vocab)}
-    rows = np.asarray([row_of[i] for i in train.ids])
-    types = np.asarray([tindex.get(products[i].article_type or "", -1) for i in train.ids])
+    sets = [train, *more]
+    all_ids = [i for part in sets for i in part.ids]
+    rows = np.asarray([row_of[i] for i in all_ids])
+    types = np.asarray([tindex.get(products[i].article_type or "", -1) for i in all_ids])
     tower = train_query_tower(
         joint,
         gallery,
         rows,
         studio_x[rows],
-        [train.object, train.whole],
+        [np.concatenate([p.object for p in sets]), np.concatenate([p.whole for p in sets])],
         types,
         epochs=args.epochs,
         seed=args.seed,
@@ -253,6 +260,7 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         object_weight=weight,
         seconds=round(time.time() - t0, 1),
         train_items=len(train.ids),
+        train_photos=len(all_ids),
         val_items=len(val.ids),
     )
     out = shopper.save(Path(args.out) / "shopper.pt")
