@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-items", type=int, default=2000)
     parser.add_argument("--val-items", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--copies", type=int, default=1, help="synthetic photos per item")
+    parser.add_argument("--copies", type=int, default=4, help="synthetic photos per item")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
