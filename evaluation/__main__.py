@@ -13,7 +13,13 @@ from pathlib import Path
 from engine.catalog.mapping import load_catalog_mapping
 from engine.cli import CommandParser, setup_logging
 from engine.settings import load_settings
-from evaluation.report import TASK_NAMES, TaskRegistry, default_registry, run_report
+from evaluation.report import (
+    TASK_NAMES,
+    TaskRegistry,
+    default_registry,
+    register_optional,
+    run_report,
+)
 
 logger = logging.getLogger("evaluation")
 
@@ -42,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         default="all",
         help=f"comma-separated task names or 'all' ({','.join(TASK_NAMES)})",
     )
+    rep.add_argument(
+        "--shopper-photos", type=Path, default=None, help="shopper task: folder of real photos"
+    )
+    rep.add_argument("--shopper-labels", type=Path, default=None, help="its image,label CSV")
+    rep.add_argument(
+        "--shopper-label-map", type=Path, default=None, help="label -> article types (TOML/JSON)"
+    )
     rep.add_argument("--out", type=Path, default=None, help="output folder (default reports/<ts>)")
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--limit", type=int, default=None, help="cap on queries/questions per task")
@@ -56,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shopper_extras(args: argparse.Namespace) -> dict[str, object]:
+    real = (args.shopper_photos, args.shopper_labels, args.shopper_label_map)
+    if not any(real):
+        return {}
+    if not all(real):
+        raise SystemExit("--shopper-photos, --shopper-labels and --shopper-label-map go together")
+    return {"shopper_photos": real}
+
+
 def main(argv: Sequence[str] | None = None, registry: TaskRegistry | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args)
@@ -68,7 +90,7 @@ def main(argv: Sequence[str] | None = None, registry: TaskRegistry | None = None
         else [t.strip() for t in args.tasks.split(",") if t.strip()]
     )
     for name in tasks or []:
-        if name not in registry:
+        if name not in registry and not register_optional(registry, name):
             print(f"unknown task {name!r}; known: {', '.join(registry.names())}", file=sys.stderr)
             return 2
     if args.limit is not None and args.limit < 1:
@@ -91,6 +113,7 @@ def main(argv: Sequence[str] | None = None, registry: TaskRegistry | None = None
         max_items=args.max_items,
         registry=registry,
         mapping=mapping,
+        extras=_shopper_extras(args),
     )
     meta = doc["_meta"]
     for name, tm in meta["tasks"].items():

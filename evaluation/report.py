@@ -45,6 +45,7 @@ from evaluation.report_contract import (
     LATENCY_QUERY_TYPES,
     LATENCY_STATS,
     NESTED_KEYS,
+    OPTIONAL_TASK_KEYS,
     PRIMARY,
     TASK_KEYS,
     TASK_NAMES,
@@ -138,6 +139,15 @@ def default_registry() -> TaskRegistry:
     for name in TASK_NAMES:
         reg.register(name, f"evaluation.tasks.{name}")
     return reg
+
+
+def register_optional(reg: TaskRegistry, name: str) -> bool:
+    """Add an optional task (:data:`OPTIONAL_TASK_KEYS`) by name; False when it is not one."""
+    if name not in OPTIONAL_TASK_KEYS:
+        return False
+    if name not in reg:
+        reg.register(name, f"evaluation.tasks.{name}", OPTIONAL_TASK_KEYS[name])
+    return True
 
 
 # --------------------------------------------------------------------------- validation
@@ -360,6 +370,7 @@ def run_report(
     max_items: int | None = None,
     registry: TaskRegistry | None = None,
     mapping: CatalogMapping | None = None,
+    extras: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load the catalog, run the tasks in order, write ``metrics.json`` and ``report.md``.
 
@@ -389,6 +400,7 @@ def run_report(
         limit=limit,
         dataset=dataset,
     )
+    ctx.cache.update(extras or {})
     if mapping is not None:
         ctx.cache["taxonomy"] = mapping.build_taxonomy()
         ctx.cache["mapping"] = mapping
@@ -427,6 +439,7 @@ __all__ = [
     "TaskUnavailable",
     "build_metrics_json",
     "default_registry",
+    "register_optional",
     "render_markdown",
     "run_report",
     "run_task",

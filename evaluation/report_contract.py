@@ -34,6 +34,17 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "ltr": ("ndcg_at_10_before_rerank", "ndcg_at_10_after_rerank"),
     "latency": LATENCY_QUERY_TYPES,
 }
+# Tasks run only when asked for (``--tasks shopper``), not in the default run: name -> keys.
+OPTIONAL_TASK_KEYS: dict[str, tuple[str, ...]] = {
+    "shopper": (
+        "type_p_at_10",
+        "exact_recall_at_10",
+        "category_top1",
+        "today_type_p_at_10",
+        "today_exact_recall_at_10",
+        "today_category_top1",
+    ),
+}
 # Tasks whose keys map to {stat: number} objects instead of numbers.
 NESTED_KEYS: dict[str, tuple[str, ...]] = {"latency": LATENCY_STATS}
 
@@ -46,6 +57,12 @@ PRIMARY: dict[str, str] = {
 }
 
 KEY_DESCRIPTIONS: dict[str, str] = {
+    # shopper task (evaluation.tasks.shopper); prefixes today_, whole_only_, object_only_,
+    # untrained_ name the pipeline variants
+    "type_p_at_10": "shopper photo -> index, share of the top 10 of the photo's article type",
+    "exact_recall_at_10": "shopper photo -> index, the photographed item in the top 10",
+    "localised_share": "share of query photos cropped by the objectness box",
+    "box_iou": "IoU of the box used and the true object box (synthetic photos)",
     # fit task (evaluation.tasks.fit), each key measured for both bundles
     "type_top1": "photo type top-1 (attribute + type heads) on test photos",
     "colour_top1": "photo colour (group) top-1 on test photos",

@@ -59,7 +59,17 @@ def default_loaders(settings: Settings) -> dict[str, Callable[[], Any]]:
             logger.warning("complete-the-look without the compatibility model: %s", exc.message)
             return None
 
-    return {"joint": joint, "compat": compat}
+    def shopper() -> Any:
+        """The shopper-photo model (localiser + query tower), or None: photos as studio shots."""
+        from engine.models.shopper import ShopperModel
+
+        try:
+            return ShopperModel.load(settings.models.bundle)
+        except ModelUnavailable as exc:
+            logger.warning("photo search without the shopper-photo model: %s", exc.message)
+            return None
+
+    return {"joint": joint, "compat": compat, "shopper": shopper}
 
 
 def build_services(state: AppState, overrides: dict[str, Callable[[], Any]]) -> None:
@@ -75,6 +85,7 @@ def build_services(state: AppState, overrides: dict[str, Callable[[], Any]]) -> 
             settings,
             backend,
             model=lambda: state.model("joint"),
+            shopper=lambda: state.model("shopper"),
             # the merchandiser's live LTR blend (PUT /admin/weights) re-ranks every result list;
             # read through the state, so a replaced tuning store is the one asked
             quality=QualityRerank(lambda: state.tuning.blend()),

@@ -79,6 +79,15 @@ class _ImageFeatures(torch.nn.Module):
         return self.model.extract_features(x).mean(dim=(2, 3))
 
 
+class _ImageMaps(torch.nn.Module):
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.extract_features(x)
+
+
 class _TextHidden(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
@@ -96,9 +105,18 @@ class _TextHidden(torch.nn.Module):
 class OnnxImageBackbone:
     """Drop-in for :meth:`engine.models.encoders.ImageEncoder.features`."""
 
-    def __init__(self, encoder: Any, session: Any) -> None:
+    def __init__(
+        self,
+        encoder: Any,
+        session: Any,
+        cache_dir: Path = DEFAULT_CACHE_DIR,
+        threads: int | None = None,
+    ) -> None:
         self.encoder = encoder
         self.session = session
+        self._cache_dir = Path(cache_dir)
+        self._threads = threads
+        self._maps_session: Any = None
 
     @classmethod
     def build(
@@ -120,7 +138,31 @@ class OnnxImageBackbone:
             )
         if encoder.device.type == "cpu":
             encoder.model.to(memory_format=torch.channels_last)
-        return cls(encoder, _session(path, threads))
+        return cls(encoder, _session(path, threads), cache_dir, threads)
+
+    def feature_maps(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(N, 1280, h, w) last-convolution maps (the photo-localisation path; a second
+        session, exported on first use)."""
+        from engine.models.encoders import preprocess_images
+
+        if self._maps_session is None:
+            module = _ImageMaps(self.encoder.model).to(memory_format=torch.contiguous_format)
+            size = int(self.encoder.image_size)
+            path = self._cache_dir / f"imagemap_{_weights_digest(module.eval(), f'map{size}')}.onnx"
+            if not path.is_file():
+                _export(
+                    module,
+                    (torch.zeros(2, 3, size, size),),
+                    path,
+                    input_names=["x"],
+                    output_names=["maps"],
+                    dynamic_axes={"x": {0: "n"}, "maps": {0: "n"}},
+                )
+            if self.encoder.device.type == "cpu":
+                self.encoder.model.to(memory_format=torch.channels_last)
+            self._maps_session = _session(path, self._threads)
+        x = preprocess_images(list(images), self.encoder.image_size)
+        return np.asarray(self._maps_session.run(None, {"x": x.numpy()})[0], dtype=np.float32)
 
     def features(self, images: Sequence[Image.Image]) -> np.ndarray:
         from engine.models.encoders import IMAGE_FEATURE_DIM, preprocess_images

@@ -133,6 +133,15 @@ class ImageEncoder:
         return np.concatenate(out).astype(np.float32)
 
     @torch.inference_mode()
+    def feature_maps(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(N, 1280, h, w) float32 last-convolution maps (7 x 7 at 224 px); their spatial mean
+        is :meth:`features`."""
+        if len(images) == 0:
+            return np.zeros((0, IMAGE_FEATURE_DIM, 1, 1), dtype=np.float32)
+        out = [self.model.extract_features(x).float().cpu().numpy() for x in self._batches(images)]
+        return np.concatenate(out).astype(np.float32)
+
+    @torch.inference_mode()
     def logits(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N, 1000) ImageNet logits of the packaged classifier."""
         if len(images) == 0:

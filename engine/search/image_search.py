@@ -37,7 +37,7 @@ from engine.search.attribute_rerank import (
     rerank,
 )
 from engine.search.category import CategoryPrediction, predict_category
-from engine.search.schemas import CategoryInfo, HitExplain, SearchResponse
+from engine.search.schemas import CategoryInfo, HitExplain, LocatedObject, SearchResponse
 from engine.search.stages import (
     SearchContext,
     elapsed_ms,
@@ -144,11 +144,12 @@ class ImageSearch:
         """Products that look like a photo (re-scored by colour and type agreement)."""
         t0 = time.perf_counter()
         encoder = self.ctx.encoder
+        located = None
         if self.ctx.options.attribute_rerank is not None:
-            vec, query_attrs = encoder.embed_image_attributes(image)
+            vec, query_attrs, located = encoder.embed_photo(image)
         else:
             vec, query_attrs = encoder.embed_image(image), None
-        return self._vector_search(
+        response = self._vector_search(
             vec,
             filters,
             size=size,
@@ -158,6 +159,9 @@ class ImageSearch:
             t0=t0,
             query_attrs=query_attrs,
         )
+        if explain and located is not None:
+            response.located = LocatedObject(box=located.box, source=located.source)
+        return response
 
     def search_by_vector(
         self,

@@ -30,12 +30,15 @@ class QueryEncoder:
         *,
         text_encoder: str = "static",
         static_weights: Path | None = None,
+        shopper: Callable[[], Any] | None = None,
     ) -> None:
         if text_encoder not in ("minilm", "static"):
             raise ValueError(f"unknown query text encoder {text_encoder!r}")
         self.text_encoder = text_encoder
         self._static_weights = static_weights
         self._static: tuple[int, Any] | None = None
+        # the shopper-photo model (engine.models.shopper), or None: photos as studio shots
+        self._shopper_fn = shopper or (lambda: None)
         if hasattr(model, "embed_texts"):
             self._model_fn: Callable[[], Any] = lambda: model
         else:
@@ -88,11 +91,25 @@ class QueryEncoder:
     def embed_image_attributes(self, image: Image.Image) -> tuple[np.ndarray, AttrDist | None]:
         """The photo's joint vector and its predicted colour and type distributions (None
         with a model that predicts no attributes from photos, e.g. a plugged-in CLIP)."""
+        vec, dist, _ = self.embed_photo(image)
+        return vec, dist
+
+    def embed_photo(self, image: Image.Image) -> tuple[np.ndarray, AttrDist | None, Any]:
+        """:meth:`embed_image_attributes` plus where the object was found
+        (:class:`engine.models.shopper.Located`, None without a shopper-photo model): with one,
+        the vector fuses the located object's and the whole photo's embeddings and the
+        attributes are read from the object."""
         model = self.model
         if not hasattr(model, "image_attribute_probabilities"):
-            return self.embed_image(image), None
-        feats = model.image_features([image])
-        emb = model.embed_image_features(feats)
+            return self.embed_image(image), None, None
+        shopper = self._shopper_fn() if hasattr(model, "image_encoder") else None
+        located = None
+        if shopper is not None and shopper.fits(model):
+            located = shopper.locate([image], model.image_encoder)[0]
+            emb, feats = shopper.embed_located(model, [located])
+        else:
+            feats = model.image_features([image])
+            emb = model.embed_image_features(feats)
         vec = np.asarray(emb[0], dtype=np.float32)
         probs = model.image_attribute_probabilities(feats, emb)
         dist = {
@@ -103,7 +120,10 @@ class QueryEncoder:
             for name in RERANK_ATTRIBUTES
             if name in probs
         }
-        return vec, query_distribution(dist, RERANK_ATTRIBUTES)
+        keep = RERANK_ATTRIBUTES
+        if located is not None and shopper is not None:
+            keep = shopper.rerank_attributes(located) or RERANK_ATTRIBUTES
+        return vec, query_distribution(dist, keep), located
 
     def classifier_probs(self, vector: np.ndarray) -> dict[str, float]:
         """The attribute head's article-type distribution for a joint embedding."""

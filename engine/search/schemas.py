@@ -332,6 +332,15 @@ class SoftFilterInfo(BaseModel):
     negative_weight: float
 
 
+class LocatedObject(BaseModel):
+    """Where the query photo's main object was found (photo uploads, with ``explain``)."""
+
+    box: tuple[int, int, int, int] = Field(description="left, top, right, bottom in pixels")
+    source: Literal["background", "objectness", "full"] = Field(
+        description="background: studio crop; objectness: learned box; full: whole photo"
+    )
+
+
 class SearchResponse(BaseModel):
     type: Literal["text", "image", "compose"]
     strategy: str = Field(description="how results were retrieved, e.g. hybrid, bm25, knn")
@@ -340,4 +349,5 @@ class SearchResponse(BaseModel):
     weights: HybridWeights | None = None
     category: CategoryInfo | None = None
     soft_filter: SoftFilterInfo | None = None
+    located: LocatedObject | None = None
     notes: list[str] = Field(default_factory=list)

@@ -65,6 +65,7 @@ class SearchService:
         quality: QualityRerank | None = None,
         fit_check: CatalogFitCheck | None = None,
         encoder: QueryEncoder | None = None,
+        shopper: Callable[[], Any] | None = None,
     ) -> None:
         self.backend = backend
         self.quality = quality
@@ -74,7 +75,10 @@ class SearchService:
         self.options = options or SearchOptions()
         self._model_ref = model
         self.encoder = encoder or QueryEncoder(
-            model, self.options.text_cache_size, text_encoder=self.options.query_text_encoder
+            model,
+            self.options.text_cache_size,
+            text_encoder=self.options.query_text_encoder,
+            shopper=shopper,
         )
         # Never serve a classifier that does not know the catalog: when the bundle's type
         # labels miss the index's, the category step is the k-NN vote over the index alone.
@@ -98,6 +102,7 @@ class SearchService:
         index: str | None = None,
         options: SearchOptions | None = None,
         quality: QualityRerank | None = None,
+        shopper: Callable[[], Any] | None = None,
     ) -> SearchService:
         """``options`` default: :class:`SearchOptions` with ``api.search_hybrid_depth``."""
         if options is None:
@@ -114,6 +119,7 @@ class SearchService:
             api=settings.api,
             options=options,
             quality=quality,
+            shopper=shopper,
         )
 
     # The facade's methods are the stages' own (bound here, so signatures and docstrings live

@@ -1,4 +1,4 @@
-"""``python -m engine.train <command>``: training entry points (``joint``, ``colour``, ``looks``, ``ltr``, ``static-text``).
+"""``python -m engine.train <command>``: training entry points (``joint``, ``colour``, ``looks``, ``ltr``, ``shopper``, ``static-text``).
 
 ``looks`` and ``ltr`` are also runnable as ``python -m engine.train.looks`` and
 ``python -m engine.train.ltr``; the arguments after the command go to that module's CLI.
@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "complete-the-look compatibility model (engine/models/weights/compat.pt)",
     ),
     "ltr": ("engine.train.ltr", "GBDT+LR search re-ranker (engine/ltr/weights/)"),
+    "shopper": (
+        "engine.train.shopper",
+        "shopper-photo localiser + query image tower (engine/models/weights/shopper.pt)",
+    ),
     "static-text": (
         "engine.train.static_text",
         "static document text encoder distilled from MiniLM (engine/models/weights/text_static.pt)",
@@ -28,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 USAGE = (
-    "usage: python -m engine.train {joint,colour,looks,ltr,static-text} [--help] [options]\n\ncommands:\n"
+    "usage: python -m engine.train {joint,colour,looks,ltr,shopper,static-text} [--help] [options]\n\ncommands:\n"
     + "".join(f"  {name:<12}{desc}\n" for name, (_, desc) in COMMANDS.items())
     + "\n`python -m engine.train COMMAND --help` lists a command's options."
 )

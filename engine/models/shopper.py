@@ -1,0 +1,324 @@
+"""Shopper photos: main-object localisation and the two-granularity query embedding.
+
+A phone photo (a T-shirt on a carpet, shoes on a wooden floor) has no uniform background, so the
+background-difference crop of :mod:`engine.models.crop` falls back to the whole frame. Here:
+
+1. **Studio check.** When that crop finds a box and the frame's border is uniform (at least
+   ``studio_border`` of the border pixels within the crop threshold of the border colour), the
+   photo is a studio shot: today's inputs (one backbone pass on the crop) are both granularities.
+2. **Objectness box.** Otherwise the whole photo (padded to a square) goes through the backbone
+   once; a learned linear objectness head (:class:`Objectness`, 1,280 weights, trained on
+   synthetic shopper photos whose object mask is known, ``python -m engine.train shopper``)
+   scores each cell of the last convolution map (7 x 7); the map is upsampled, thresholded
+   (``threshold``) and its bounding box, widened by ``margin``, is the object. Its mask also
+   restricts the colour descriptor to the object.
+3. **Two granularities.** The object crop gets a second backbone pass; the whole photo's
+   features are the spatial mean of the first pass's map (no extra pass). Both go through the
+   query image tower (a copy of the joint image tower fine-tuned so synthetic shopper photos land
+   next to their studio photos; without one, the joint model's own tower) and are fused as
+   ``normalise(w * e_object + (1 - w) * e_whole)``: cosine to a document is then the same
+   weighted sum of the two granularities' cosines (up to a per-query constant), so one k-NN
+   query scores both. ``w`` (``object_weight``) is chosen on a synthetic validation split.
+
+The checkpoint (``shopper.pt`` in the model bundle) holds the objectness head, the query tower
+and the config; without it photo search uses the joint model alone, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from engine.models.checkpoints import CheckpointKind, load_weights, read_checkpoint
+from engine.models.colour import colour_features
+from engine.models.crop import CropResult, border_colour, find_main_object, pad_to_square
+from engine.models.encoders import IMAGE_FEATURE_DIM
+from engine.models.versions import WEIGHTS_DIR
+
+logger = logging.getLogger(__name__)
+
+SHOPPER_CHECKPOINT = CheckpointKind(
+    format="outfit-shopper/1",
+    default=WEIGHTS_DIR / "shopper.pt",
+    filename="shopper.pt",
+    missing="shopper-photo model not found at {ckpt}; train one with "
+    "`python -m engine.train shopper`",
+    unreadable="cannot read shopper-photo checkpoint {ckpt}: {exc}",
+    wrong_format="{ckpt} is not a shopper-photo checkpoint ({format})",
+    mismatch="shopper-photo checkpoint {ckpt} does not fit: {exc}",
+)
+
+DEFAULT_CONFIG: dict[str, float] = {
+    "threshold": 0.5,
+    "margin": 0.06,
+    "object_weight": 0.5,
+    "studio_border": 0.8,
+    "crop_threshold": 24.0,
+    "studio_query_tower": 0.0,
+    # colour in the photo-search re-rank for photos that are not studio shots: off. On the
+    # synthetic validation photos (400, seed 1) re-ranking by colour too cut exact-item
+    # recall@10 from 0.45 to 0.30 at the same type precision@10 (0.67): colour predicted from
+    # a photo with a colour cast is unreliable; type still re-ranks, the category step still
+    # restricts.
+    "rerank_colour": 0.0,
+}
+
+
+class Objectness(nn.Module):
+    """Per-cell object probability logit from a last-convolution map (N, C, h, w)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, channels: int = IMAGE_FEATURE_DIM) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("std", torch.ones(channels))
+        self.linear = nn.Linear(channels, 1)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        x = maps.permute(0, 2, 3, 1)
+        return self.linear((x - self.mean) / self.std).squeeze(-1)
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where the object of one photo is and the inputs of both granularities."""
+
+    box: tuple[int, int, int, int]  # in the photo's pixels
+    source: str  # "background" (studio crop), "objectness" or "full"
+    object_inputs: np.ndarray  # (IMAGE_INPUT_DIM,)
+    whole_inputs: np.ndarray
+
+
+def border_uniformity(arr: np.ndarray, bg: tuple[int, int, int], threshold: float) -> float:
+    """Share of the 2-pixel frame within ``threshold`` of the border colour ``bg``."""
+    frame = np.concatenate(
+        [arr[:2].reshape(-1, 3), arr[-2:].reshape(-1, 3), arr[:, :2].reshape(-1, 3)]
+        + [arr[:, -2:].reshape(-1, 3)]
+    ).astype(np.int16)
+    diff = np.abs(frame - np.asarray(bg, np.int16)).max(axis=1)
+    return float((diff <= threshold).mean())
+
+
+def box_from_map(
+    prob: np.ndarray, side: int, threshold: float, margin: float
+) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """The box (in a ``side`` x ``side`` square) of the cells over ``threshold`` of an (h, w)
+    probability map, widened by ``margin``, and the upsampled mask; None when no cell is."""
+    up = torch.nn.functional.interpolate(
+        torch.from_numpy(np.ascontiguousarray(prob, np.float32))[None, None],
+        size=(side, side),
+        mode="bilinear",
+        align_corners=False,
+    )[0, 0].numpy()
+    mask = up >= threshold
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    mx, my = int(margin * (right - left)) + 1, int(margin * (bottom - top)) + 1
+    box = (max(0, left - mx), max(0, top - my), min(side, right + mx), min(side, bottom + my))
+    return box, mask
+
+
+class ShopperModel:
+    """Objectness head + query image tower + config (see the module docstring)."""
+
+    def __init__(
+        self,
+        objectness: Objectness | None,
+        query_tower: nn.Module | None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.objectness = None if objectness is None else objectness.eval()
+        self.query_tower = None if query_tower is None else query_tower.eval()
+        self.config = {**DEFAULT_CONFIG, **(config or {})}
+
+    def rerank_attributes(self, located: Located) -> tuple[str, ...] | None:
+        """Attributes the re-rank may use for this photo (None: all)."""
+        if located.source == "background" or self.config.get("rerank_colour"):
+            return None
+        return ("article_type",)
+
+    def fits(self, joint: Any) -> bool:
+        """The query tower (if any) reads this joint model's image inputs and writes its space."""
+        if self.query_tower is None:
+            return True
+        first, last = self.query_tower.net[0], self.query_tower.net[-1]
+        dim = getattr(joint, "dim", None)
+        return first.in_features == joint.image_input_dim and last.out_features == dim
+
+    # ------------------------------------------------------------------ localisation
+    def object_probability(self, maps: np.ndarray) -> np.ndarray:
+        """(N, h, w) object probabilities of last-convolution maps (N, C, h, w)."""
+        if self.objectness is None:  # feature norm, scaled to [0, 1] per photo
+            norm = np.linalg.norm(maps, axis=1)
+            lo = norm.min(axis=(1, 2), keepdims=True)
+            hi = norm.max(axis=(1, 2), keepdims=True)
+            return (norm - lo) / np.maximum(hi - lo, 1e-6)
+        with torch.inference_mode():
+            logits = self.objectness(torch.from_numpy(np.asarray(maps, np.float32)))
+        return torch.sigmoid(logits).numpy()
+
+    def is_studio(self, rgb: Image.Image) -> tuple[bool, CropResult]:
+        crop = find_main_object(rgb, threshold=int(self.config["crop_threshold"]))
+        if crop.full_image:
+            return False, crop
+        arr = np.asarray(rgb)
+        uniform = border_uniformity(arr, crop.background, self.config["crop_threshold"])
+        return uniform >= self.config["studio_border"], crop
+
+    def locate(
+        self, images: list[Image.Image], encoder: Any, localise: bool = True
+    ) -> list[Located]:
+        """Both granularities' inputs of each photo (batched backbone passes). ``localise``
+        False: the objectness box is not used (the whole photo is the object too)."""
+        out: list[Located | None] = [None] * len(images)
+        rgbs = [img.convert("RGB") for img in images]
+        studio_rows, other_rows, crops = [], [], {}
+        for i, rgb in enumerate(rgbs):
+            studio, crop = self.is_studio(rgb)
+            crops[i] = crop
+            (studio_rows if studio else other_rows).append(i)
+        if studio_rows:
+            pairs = [
+                (
+                    pad_to_square(rgbs[i].crop(crops[i].box), crops[i].background),
+                    colour_features(rgbs[i], crops[i]),
+                )
+                for i in studio_rows
+            ]  # what crop_and_colour computes, from the crop already found
+            feats = encoder.features([p[0] for p in pairs])
+            for row, i in enumerate(studio_rows):
+                inp = np.concatenate([feats[row], pairs[row][1]]).astype(np.float32)
+                out[i] = Located(crops[i].box, "background", inp, inp)
+        if other_rows:
+            squares, offsets = [], []
+            for i in other_rows:
+                rgb, bg = rgbs[i], border_colour(np.asarray(rgbs[i]))
+                sq = pad_to_square(rgb, bg)
+                squares.append(sq)
+                offsets.append(((sq.width - rgb.width) // 2, (sq.height - rgb.height) // 2))
+            maps = encoder.feature_maps(squares)
+            whole_feats = maps.mean(axis=(2, 3))
+            probs = self.object_probability(maps)
+            obj_imgs, obj_meta = [], []
+            for row, i in enumerate(other_rows):
+                rgb = rgbs[i]
+                w, h = rgb.size
+                full = (0, 0, w, h)
+                everything = CropResult(full, True, crops[i].background, np.ones((h, w), bool))
+                whole_in = np.concatenate([whole_feats[row], colour_features(rgb, everything)])
+                found = (
+                    box_from_map(
+                        probs[row],
+                        squares[row].width,
+                        self.config["threshold"],
+                        self.config["margin"],
+                    )
+                    if localise
+                    else None
+                )
+                if found is None:
+                    out[i] = Located(full, "full", whole_in.astype(np.float32), whole_in)
+                    continue
+                (x0, y0, x1, y1), mask = found
+                dx, dy = offsets[row]
+                box = (max(0, x0 - dx), max(0, y0 - dy), min(w, x1 - dx), min(h, y1 - dy))
+                if box[2] - box[0] < 8 or box[3] - box[1] < 8:
+                    out[i] = Located(full, "full", whole_in.astype(np.float32), whole_in)
+                    continue
+                fg = mask[dy : dy + h, dx : dx + w]
+                crop = CropResult(box, False, crops[i].background, fg)
+                patch = rgb.crop(box)
+                obj_imgs.append(pad_to_square(patch, border_colour(np.asarray(patch))))
+                obj_meta.append((i, box, colour_features(rgb, crop), whole_in))
+            if obj_imgs:
+                feats = encoder.features(obj_imgs)
+                for row, (i, box, colour, whole_in) in enumerate(obj_meta):
+                    inp = np.concatenate([feats[row], colour]).astype(np.float32)
+                    out[i] = Located(box, "objectness", inp, whole_in.astype(np.float32))
+        return [o for o in out if o is not None]
+
+    # ------------------------------------------------------------------ embeddings
+    def tower_embed(self, joint: Any, inputs: np.ndarray) -> np.ndarray:
+        if self.query_tower is None:
+            return np.asarray(joint.embed_image_features(inputs), np.float32)
+        with torch.inference_mode():
+            x = torch.from_numpy(np.asarray(inputs, np.float32))
+            emb = nn.functional.normalize(self.query_tower(x), dim=-1)
+        return emb.numpy().astype(np.float32)
+
+    def fuse(self, e_object: np.ndarray, e_whole: np.ndarray, weight: float | None = None):
+        w = float(self.config["object_weight"] if weight is None else weight)
+        v = w * e_object + (1.0 - w) * e_whole
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+    def embed_located(self, joint: Any, located: list[Located]) -> tuple[np.ndarray, np.ndarray]:
+        """(fused embeddings, object inputs) of located photos. Studio shots (the background
+        crop) keep the joint tower's embedding, exactly as before shopper photos, unless
+        ``config['studio_query_tower']``."""
+        obj = np.stack([loc.object_inputs for loc in located])
+        whole = np.stack([loc.whole_inputs for loc in located])
+        emb = self.fuse(self.tower_embed(joint, obj), self.tower_embed(joint, whole))
+        studio = np.asarray([loc.source == "background" for loc in located])
+        if studio.any() and not self.config.get("studio_query_tower"):
+            emb[studio] = np.asarray(joint.embed_image_features(obj[studio]), np.float32)
+        return emb, obj
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> dict[str, Any]:
+        def half(mod: nn.Module | None) -> dict[str, torch.Tensor] | None:
+            if mod is None:
+                return None
+            return {
+                k: v.detach().float() if k.endswith(("mean", "std")) else v.detach().half()
+                for k, v in mod.state_dict().items()
+            }
+
+        tower_config = None
+        if self.query_tower is not None:
+            first, last = self.query_tower.net[0], self.query_tower.net[-1]
+            tower_config = {
+                "in": int(first.in_features),
+                "hidden": int(first.out_features),
+                "out": int(last.out_features),
+            }
+        return {
+            "format": SHOPPER_CHECKPOINT.format,
+            "config": self.config,
+            "tower_config": tower_config,
+            "weights": half(self.objectness),
+            "query_tower": half(self.query_tower),
+        }
+
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state(), path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | None) -> ShopperModel:
+        """Load ``shopper.pt`` (a file or a bundle directory; None = the shipped one)."""
+        from engine.models.joint import _Tower
+
+        ckpt, state = read_checkpoint(path, SHOPPER_CHECKPOINT)
+        objectness = None
+        if state.get("weights") is not None:
+            objectness = Objectness()
+            load_weights(objectness, state["weights"], ckpt, SHOPPER_CHECKPOINT)
+        tower = None
+        if state.get("query_tower") is not None:
+            tc = state.get("tower_config") or {}
+            tower = _Tower(int(tc["in"]), int(tc["hidden"]), int(tc["out"]))
+            load_weights(tower, state["query_tower"], ckpt, SHOPPER_CHECKPOINT)
+        return cls(objectness, tower, dict(state.get("config") or {}))

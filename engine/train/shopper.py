@@ -1,0 +1,279 @@
+"""Train the shopper-photo model (``shopper.pt``): objectness head, query image tower, fusion.
+
+Without shopper photos of our own, training uses synthetic ones
+(:mod:`engine.train.datagen.shopper`) of TRAINING items (never test items; validation items,
+``is_val_id``, choose the threshold and the fusion weight):
+
+1. **Objectness head**: a linear layer per cell of the backbone's last convolution map, soft
+   binary cross-entropy to the share of object pixels in the cell (known from compositing).
+   The box threshold is the one with the best mean IoU to the true box on validation photos.
+2. **Query image tower**: a copy of the joint image tower, fine-tuned so that a synthetic photo
+   (its true object box jittered, and the whole frame) retrieves its own studio photo's
+   embedding among ALL photographed items' embeddings (softmax over the whole gallery: the
+   index's vectors are the target and stay as they are, nothing is re-indexed), plus article
+   type cross-entropy through the frozen attribute head (the category step reads the query
+   embedding) and a distillation term keeping studio photos where the joint tower puts them.
+3. **Fusion weight** of the object and whole-photo embeddings: the best exact-item recall@10
+   of localised validation photos (the objectness box, as served) against that gallery.
+
+``python -m engine.train shopper --out bundles/shopper`` (default: the shipped bundle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.catalog import Product, load_catalog
+from engine.cli import CommandParser, fail, setup_logging
+from engine.errors import EngineError
+from engine.models.accel import accelerate_image
+from engine.models.encoders import ImageEncoder, apply_num_threads
+from engine.models.joint import JointModel
+from engine.models.shopper import Objectness, ShopperModel, box_from_map
+from engine.models.versions import WEIGHTS_DIR
+from engine.settings import DEFAULT_SHARED_DATA
+from engine.train import shopper_data as D
+from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs
+
+logger = logging.getLogger(__name__)
+
+
+def train_objectness(
+    maps: np.ndarray, targets: np.ndarray, *, epochs: int = 30, seed: int = 0
+) -> Objectness:
+    torch.manual_seed(seed)
+    x = torch.from_numpy(maps.astype(np.float32)).permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
+    y = torch.from_numpy(targets.reshape(-1).astype(np.float32))
+    head = Objectness(maps.shape[1])
+    head.mean.copy_(x.mean(0))
+    head.std.copy_(x.std(0).clamp(min=1e-3))
+    opt = torch.optim.AdamW(head.linear.parameters(), lr=3e-3, weight_decay=1e-3)
+    xs = (x - head.mean) / head.std
+    for _ in range(epochs):
+        perm = torch.randperm(len(y))
+        for start in range(0, len(y), 4096):
+            idx = perm[start : start + 4096]
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                head.linear(xs[idx]).squeeze(-1), y[idx]
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return head.eval()
+
+
+def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def box_iou(prob: np.ndarray, target: np.ndarray, threshold: float, margin: float) -> float:
+    """IoU of the box from ``prob`` and the true box (cells over half object), 224 px square."""
+    truth = box_from_map(target, 224, 0.5, 0.0)
+    pred = box_from_map(prob, 224, threshold, margin)
+    full = (0, 0, 224, 224)
+    return _iou(pred[0] if pred else full, truth[0] if truth else full)
+
+
+def train_query_tower(
+    joint: JointModel,
+    gallery: np.ndarray,
+    rows: np.ndarray,
+    studio: np.ndarray,
+    views: list[np.ndarray],
+    types: np.ndarray,
+    *,
+    epochs: int = 12,
+    temperature: float = 0.05,
+    distill: float = 4.0,
+    type_weight: float = 0.3,
+    seed: int = 0,
+) -> nn.Module:
+    """See the module docstring; ``rows[i]``: gallery row of training item i; ``types[i]``
+    its article-type index in the attribute head (-1 unknown)."""
+    torch.manual_seed(seed)
+    tower = copy.deepcopy(joint.net.image_tower).float().cpu().train()
+    frozen = joint.net.image_tower.float().cpu().eval()
+    attr_head = joint.net
+    for p in attr_head.parameters():
+        p.requires_grad_(False)
+    type_pos = attr_head.attribute_names.index("article_type")
+    g = torch.from_numpy(gallery)
+    s = torch.from_numpy(studio)
+    with torch.no_grad():
+        studio_target = nn.functional.normalize(frozen(s), dim=-1)
+    vs = [torch.from_numpy(v) for v in views]
+    r = torch.from_numpy(rows.astype(np.int64))
+    t = torch.from_numpy(types.astype(np.int64))
+    opt = torch.optim.AdamW(tower.parameters(), lr=3e-4, weight_decay=1e-2)
+    n = len(r)
+    for epoch in range(epochs):
+        perm = torch.randperm(n)
+        total = 0.0
+        for start in range(0, n, 128):
+            idx = perm[start : start + 128]
+            loss = torch.zeros(())
+            for v in vs:
+                q = nn.functional.normalize(tower(v[idx]), dim=-1)
+                loss = loss + nn.functional.cross_entropy(q @ g.T / temperature, r[idx])
+                logits = attr_head.attribute_logits(q)[type_pos]
+                known = t[idx] >= 0
+                if known.any():
+                    ce = nn.functional.cross_entropy(logits[known], t[idx][known])
+                    loss = loss + type_weight * ce
+            qs = nn.functional.normalize(tower(s[idx]), dim=-1)
+            loss = loss + distill * (1 - (qs * studio_target[idx]).sum(-1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        logger.info("query tower epoch %d: loss %.4f", epoch + 1, total / n)
+    return tower.eval()
+
+
+def recall_at_10(queries: np.ndarray, gallery: np.ndarray, rows: np.ndarray) -> float:
+    sims = queries @ gallery.T
+    top = np.argpartition(-sims, 10, axis=1)[:, :10]
+    return float(np.mean([rows[i] in top[i] for i in range(len(rows))]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CommandParser("python -m engine.train shopper", __doc__)
+    parser.add_argument("--catalog", type=Path, default=DEFAULT_SHARED_DATA / "catalog.jsonl.gz")
+    parser.add_argument("--images", type=Path, default=DEFAULT_SHARED_DATA / "images")
+    parser.add_argument("--joint", type=Path, default=None, help="joint.pt or bundle (default)")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="bundle folder out")
+    parser.add_argument("--train-items", type=int, default=2000)
+    parser.add_argument("--val-items", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--copies", type=int, default=4, help="synthetic photos per item")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--studio-cache-dir", type=Path, default=None, help="studio features (default cache)"
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def fit(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.time()
+    apply_num_threads(args.threads)
+    joint = JointModel.load(args.joint, "cpu", num_threads=args.threads)
+    products: dict[str, Product] = {p.id: p for p in load_catalog(args.catalog)}
+
+    def factory() -> Any:
+        return accelerate_image(ImageEncoder("cpu", num_threads=args.threads), threads=args.threads)
+
+    ids, studio_x = cached_image_inputs(
+        list(products), args.images, factory, cache_dir=args.studio_cache_dir or args.cache_dir
+    )
+    gallery = joint.embed_image_features(studio_x)
+    row_of = {item: i for i, item in enumerate(ids)}
+    train_ids, val_ids = D.split_ids(ids, args.train_items, args.val_items, args.seed)
+    val = D.cached(
+        val_ids,
+        args.images,
+        factory,
+        seed=args.seed + 1,
+        keep_maps=len(val_ids),
+        cache_dir=args.cache_dir,
+    )
+    train = D.cached(
+        train_ids, args.images, factory, seed=args.seed, keep_maps=1500, cache_dir=args.cache_dir
+    )
+    more = [  # further synthetic copies of the same items: more backgrounds and poses
+        D.cached(train_ids, args.images, factory, seed=args.seed, copy=c, cache_dir=args.cache_dir)
+        for c in range(1, args.copies)
+    ]
+    # 1. objectness
+    head = train_objectness(train.maps, train.targets[: len(train.maps)], seed=args.seed)
+    shopper = ShopperModel(head, None)
+    probs = shopper.object_probability(val.maps.astype(np.float32))
+    ious = {
+        th: float(
+            np.mean([box_iou(p, tg, th, 0.06) for p, tg in zip(probs, val.targets, strict=True)])
+        )
+        for th in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    }
+    threshold = max(ious, key=lambda k: ious[k])
+    norm = ShopperModel(None, None).object_probability(val.maps.astype(np.float32))
+    norm_iou = max(
+        float(np.mean([box_iou(p, tg, th, 0.06) for p, tg in zip(norm, val.targets, strict=True)]))
+        for th in (0.3, 0.5, 0.7)
+    )
+    logger.info(
+        "objectness box IoU on validation by threshold: %s (feature norm %.3f)", ious, norm_iou
+    )
+    # 2. query tower
+    vocab = joint.attribute_vocab["article_type"]
+    tindex = {v: i for i, v in enumerate(vocab)}
+    sets = [train, *more]
+    all_ids = [i for part in sets for i in part.ids]
+    rows = np.asarray([row_of[i] for i in all_ids])
+    types = np.asarray([tindex.get(products[i].article_type or "", -1) for i in all_ids])
+    tower = train_query_tower(
+        joint,
+        gallery,
+        rows,
+        studio_x[rows],
+        [np.concatenate([p.object for p in sets]), np.concatenate([p.whole for p in sets])],
+        types,
+        epochs=args.epochs,
+        seed=args.seed,
+    )
+    # 3. fusion weight on localised validation photos, as served
+    shopper = ShopperModel(head, tower, {"threshold": threshold})
+    photos = D.synthetic_photos(val_ids, args.images, args.seed + 1)
+    located = shopper.locate([ph.image for _, _, ph in photos], factory())
+    vrows = np.asarray([row_of[i] for i, _, _ in photos])
+    obj = np.stack([loc.object_inputs for loc in located])
+    whole = np.stack([loc.whole_inputs for loc in located])
+    result: dict[str, Any] = {"objectness_iou": ious, "feature_norm_iou": norm_iou}
+    for name, tw in (("joint tower", None), ("query tower", tower)):
+        m = ShopperModel(head, tw)
+        e_o, e_w = m.tower_embed(joint, obj), m.tower_embed(joint, whole)
+        curve = {
+            w: recall_at_10(m.fuse(e_o, e_w, w), gallery, vrows)
+            for w in (0.0, 0.25, 0.5, 0.6, 0.75, 0.9, 1.0)
+        }
+        result[f"val_recall_at_10_by_object_weight ({name})"] = curve
+        logger.info("%s: validation recall@10 by object weight %s", name, curve)
+    curve = result["val_recall_at_10_by_object_weight (query tower)"]
+    weight = max(curve, key=lambda k: curve[k])
+    shopper.config["object_weight"] = weight
+    result.update(
+        threshold=threshold,
+        object_weight=weight,
+        seconds=round(time.time() - t0, 1),
+        train_items=len(train.ids),
+        train_photos=len(all_ids),
+        val_items=len(val.ids),
+    )
+    out = shopper.save(Path(args.out) / "shopper.pt")
+    (Path(args.out) / "shopper.metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    logger.info("wrote %s (%.1f s)", out, time.time() - t0)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args)
+    try:
+        fit(args)
+    except EngineError as exc:
+        return fail(exc)
+    return 0
