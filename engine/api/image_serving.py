@@ -24,6 +24,7 @@ from cachetools import LRUCache
 from PIL import Image
 
 from engine.backend import Backend
+from engine.catalog.product import is_remote_image
 from engine.errors import (
     ForbiddenUrl,
     ImageFetchError,
@@ -49,10 +50,6 @@ class ServedImage:
     data: bytes
     media_type: str
     etag: str  # quoted, as sent in the ETag header
-
-
-def _is_http(ref: str) -> bool:
-    return ref.lower().startswith(("http://", "https://"))
 
 
 def _check_image_response(resp: httpx.Response) -> None:
@@ -142,7 +139,7 @@ class ImageServer:
         return refs[n]
 
     def _read(self, ref: str) -> bytes:
-        if _is_http(ref):
+        if is_remote_image(ref):
             try:
                 return self._fetcher().fetch(
                     ref, max_bytes=self.max_bytes, check=_check_image_response
