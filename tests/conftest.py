@@ -101,3 +101,12 @@ def looks_index(cluster: Backend) -> Iterator[str]:
     cluster.ensure_index(name)
     yield name
     cluster.delete_index(name)
+
+
+@pytest.fixture
+def no_outfit_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in defaults: every ``OUTFIT_*`` variable of the environment removed for the test
+    (a run that moves the local nodes to other ports must not change what "default" means)."""
+    for key in list(os.environ):
+        if key.startswith("OUTFIT_"):
+            monkeypatch.delenv(key)

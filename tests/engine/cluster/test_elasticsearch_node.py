@@ -34,7 +34,7 @@ def test_config_is_loopback_single_node_without_security(tmp_path: Path) -> None
     assert (conf["http.port"], conf["transport.port"]) == ("9250", "9350")
 
 
-def test_own_ports_and_home_by_default() -> None:
+def test_own_ports_and_home_by_default(no_outfit_env: None) -> None:
     s = Settings()
     es, os_ = s.elasticsearch_node, s.local_node
     assert {es.port, es.transport_port}.isdisjoint({os_.port, os_.transport_port})

@@ -82,7 +82,7 @@ def test_cluster_url_may_list_several_nodes() -> None:
         ClusterSettings(url="http://127.0.0.1:9211,https://127.0.0.1:9212")
 
 
-def test_client_knows_every_node_and_retries_without_sniffing() -> None:
+def test_client_knows_every_node_and_retries_without_sniffing(no_outfit_env: None) -> None:
     urls = "http://127.0.0.1:9211,http://127.0.0.1:9212,http://127.0.0.1:9213"
     backend = Backend.from_settings(Settings(cluster=ClusterSettings(url=urls, max_retries=3)))
     t = backend.client.transport

@@ -61,7 +61,9 @@ def test_password_hash_is_bcrypt() -> None:
     assert bcrypt.checkpw(b"s3cret-value", h.encode())
 
 
-def test_secure_node_settings_keep_their_defaults_when_one_is_overridden() -> None:
+def test_secure_node_settings_keep_their_defaults_when_one_is_overridden(
+    no_outfit_env: None,
+) -> None:
     from engine.settings import Settings
 
     node = Settings(
