@@ -62,9 +62,14 @@ def test_up_reuses_running_node_and_status_reports(settings: Settings) -> None:
     if settings.cluster.url:
         pytest.skip("an external cluster is configured; the local node is not used")
     node = ElasticsearchNode(settings.elasticsearch_node)
-    first = node.up()  # starts it (or reuses the one the session started)
-    again = node.up()  # a no-op
-    assert again.pid == first.pid is not None
-    assert again.version == "8.19.0"
-    assert set(again.modules) == {"apm", "transport-netty4", "x-pack-core", "x-pack-security"}
-    assert again.health in ("green", "yellow")
+    started_here = node.read_pid() is None
+    try:
+        first = node.up()  # starts it (or reuses the one the session started)
+        again = node.up()  # a no-op
+        assert again.pid == first.pid is not None
+        assert again.version == "8.19.0"
+        assert set(again.modules) == {"apm", "transport-netty4", "x-pack-core", "x-pack-security"}
+        assert again.health in ("green", "yellow")
+    finally:
+        if started_here:  # leave no process behind
+            node.down()
