@@ -187,6 +187,9 @@ class ApiSettings(BaseModel):
     admin_api_key: SecretStr | None = None
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # an uploaded JPEG whose shorter side is >= 2x this is decoded downscaled by the decoder
+    # (DCT scaling) to at least this many pixels a side; None = always decode at full size
+    upload_draft_size: int | None = Field(default=448, ge=64)
     # hits of each hybrid sub-query normalised and combined (OpenSearch pagination_depth),
     # whatever the page size; 0 = only as deep as the page. Deeper: better text ranking, slower
     # (see engine.search.service.SearchOptions.hybrid_depth for measured trade-offs).

@@ -17,18 +17,16 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from engine.catalog import Product
 from engine.catalog.product import find_local_image, is_remote_image
@@ -192,40 +190,15 @@ def _image_response(resp: httpx.Response) -> None:
         )
 
 
-def _draft_decode(data: bytes, max_pixels: int, draft_size: int) -> Image.Image | None:
-    """Downscaled JPEG decode (DCT scaling) for large JPEGs; None when it does not apply."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img: Image.Image = Image.open(io.BytesIO(data))
-            if img.format != "JPEG":
-                return None
-            w, h = img.size
-            if min(w, h) < 2 * draft_size or w * h > max_pixels:
-                return None  # small (no gain) or a bomb (decode_image reports it)
-            img.draft("RGB", (draft_size, draft_size))
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return img if img.mode == "RGB" else img.convert("RGB")
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        OSError,
-        SyntaxError,
-        ValueError,
-        EOFError,
-    ):
-        return None  # let decode_image produce the proper error
-
-
 def decode(data: bytes, options: ImageOptions) -> Image.Image:
-    """Decode image bytes into RGB or raise :class:`InvalidImage`."""
-    if options.draft_size and len(data) <= options.max_bytes:
-        img = _draft_decode(data, options.max_pixels, options.draft_size)
-        if img is not None:
-            return img
-    return decode_image(data, max_bytes=options.max_bytes, max_pixels=options.max_pixels)
+    """Decode image bytes into RGB (large JPEGs downscaled while decoding, ``draft_size``) or
+    raise :class:`InvalidImage`."""
+    return decode_image(
+        data,
+        max_bytes=options.max_bytes,
+        max_pixels=options.max_pixels,
+        draft_size=options.draft_size,
+    )
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,14 @@ def decode_image(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_size: int | None = None,
 ) -> Image.Image:
     """Decode ``data`` into a fully loaded RGB image (EXIF orientation applied).
+
+    ``draft_size``: a JPEG whose shorter side is at least twice this is decoded downscaled by
+    the decoder itself (DCT scaling, 1/2 to 1/8) to the smallest size still at least
+    ``draft_size`` on each side: a phone photo costs a fraction of a full decode, and the
+    encoders only need a few hundred pixels.
 
     Raises :class:`InvalidImage` when the input is empty, larger than ``max_bytes``, not a
     recognised image format, truncated or corrupt, or has more than ``max_pixels`` pixels
@@ -72,6 +78,8 @@ def decode_image(
                 )
             if getattr(img, "is_animated", False):
                 img.seek(0)
+            if draft_size and img.format == "JPEG" and min(width, height) >= 2 * draft_size:
+                img.draft("RGB", (draft_size, draft_size))
             img.load()
             upright: Image.Image = ImageOps.exif_transpose(img) or img
             return _to_rgb(upright)

@@ -36,7 +36,12 @@ def image_from_bytes(data: bytes, api: ApiSettings) -> Image.Image:
     """Decode an uploaded photo with the API's limits."""
     check_size(len(data), api)
     try:
-        return decode_image(data, max_bytes=api.max_upload_bytes, max_pixels=api.max_image_pixels)
+        return decode_image(
+            data,
+            max_bytes=api.max_upload_bytes,
+            max_pixels=api.max_image_pixels,
+            draft_size=api.upload_draft_size,
+        )
     except InvalidImage as exc:
         if "max_pixels" in exc.details or "decompression bomb" in exc.message:
             raise PayloadTooLarge(exc.message, **exc.details) from exc

@@ -121,3 +121,30 @@ def test_colour_features_distinguish_colours() -> None:
     assert red.dtype == np.float32
     assert np.abs(red - blue).sum() > 1.0
     assert np.allclose(red, colour_features(_product_photo()))
+
+
+def _plain_jpeg(w: int, h: int) -> bytes:
+    import io as _io
+
+    from PIL import Image as _Image
+
+    buf = _io.BytesIO()
+    _Image.new("RGB", (w, h), (200, 30, 40)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_large_jpeg_is_decoded_downscaled_to_at_least_the_draft_size() -> None:
+    from engine.models.images import decode_image
+
+    img = decode_image(_plain_jpeg(2400, 1800), draft_size=448)
+    assert img.mode == "RGB"
+    # DCT scaling by 1/2 .. 1/8: the smallest result still >= 448 on each side (1/2 here)
+    assert min(img.size) >= 448 and img.size[0] < 2400
+    assert img.getpixel((10, 10))[0] > 150  # the pixels are real, not a blank placeholder
+
+
+def test_small_jpeg_and_no_draft_size_decode_at_full_size() -> None:
+    from engine.models.images import decode_image
+
+    assert decode_image(_plain_jpeg(600, 500), draft_size=448).size == (600, 500)
+    assert decode_image(_plain_jpeg(2400, 1800)).size == (2400, 1800)
