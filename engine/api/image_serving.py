@@ -17,14 +17,13 @@ import io
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 from cachetools import LRUCache
 from PIL import Image
 
 from engine.backend import Backend
-from engine.catalog.product import is_remote_image
+from engine.catalog.product import find_local_image, is_remote_image
 from engine.errors import (
     ForbiddenUrl,
     ImageFetchError,
@@ -148,7 +147,7 @@ class ImageServer:
                 raise
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 raise ImageFetchError(f"cannot fetch the image source: {exc}", url=ref) from exc
-        path = Path(ref[7:] if ref.lower().startswith("file://") else ref)
+        path = find_local_image(ref)  # stored absolute by ingest; file:// URLs too
         try:
             size = path.stat().st_size
         except FileNotFoundError:
