@@ -147,6 +147,8 @@ class CompatModel:
         self.device = torch.device(device)
         self.net = net.eval().to(self.device)
         self.config = dict(config or {})
+        self._references: dict[str, np.ndarray] = {}
+        self._ref_embeddings: dict[tuple[str, str], np.ndarray] = {}
 
     @property
     def dim(self) -> int:
@@ -219,11 +221,71 @@ class CompatModel:
         out = self.net.prototype(t, self._slots(slot, n), self._slots(target_slot, n))
         return out.cpu().numpy()[0] if np.asarray(x).ndim == 1 else out.cpu().numpy()
 
+    @property
+    def references(self) -> dict[str, np.ndarray]:
+        """Per slot, the reference items' vectors (a fixed sample of the training catalog)
+        against which :meth:`item_calibrated_scores` standardises each item's scores; empty
+        for checkpoints trained before they were stored."""
+        return self._references
+
+    def set_references(self, references: dict[str, np.ndarray]) -> None:
+        refs: dict[str, np.ndarray] = {}
+        for slot, vecs in references.items():
+            if slot not in SLOT_INDEX:
+                raise InvalidInput(f"unknown slot {slot!r}")
+            arr = np.asarray(vecs, dtype=np.float32)
+            if arr.ndim != 2 or arr.shape[1] != self.dim or len(arr) < 2:
+                raise InvalidInput(
+                    f"references of {slot!r} must be (n >= 2, {self.dim}), got {arr.shape}"
+                )
+            refs[slot] = arr
+        self._references = refs
+        self._ref_embeddings: dict[tuple[str, str], np.ndarray] = {}
+
+    def _reference_embeddings(self, slot: str, other_slot: str) -> np.ndarray:
+        """The reference items of ``slot`` in the {slot, other_slot} subspace (cached)."""
+        key = (slot, other_slot)
+        if key not in self._ref_embeddings:
+            ref = self._references.get(slot)
+            if ref is None:
+                raise InvalidInput(f"no reference items for slot {slot!r}")
+            self._ref_embeddings[key] = self.pair_embeddings(ref, slot, other_slot)
+        return self._ref_embeddings[key]
+
+    def item_calibrated_scores(self, vectors: np.ndarray, slots: list[str]) -> np.ndarray:
+        """(n, n) matrix ``Z``: ``Z[a, b]`` is how much better item b suits item a than a
+        reference item of b's slot does, in standard deviations of a's own scores against those
+        references (diagonal 0). It removes each item's own offset: an item that scores high
+        with anything (a plain black top) no longer lifts every look it is in."""
+        vecs = np.asarray(vectors, dtype=np.float32)
+        n = len(slots)
+        z = np.zeros((n, n), dtype=np.float64)
+        for a in range(n):
+            for b in range(n):
+                if a == b:
+                    continue
+                ref = self._reference_embeddings(slots[b], slots[a])
+                mine = self.pair_embeddings(vecs[a], slots[a], slots[b])[0]
+                other = self.pair_embeddings(vecs[b], slots[b], slots[a])[0]
+                base = ref @ mine
+                z[a, b] = (float(other @ mine) - base.mean()) / max(float(base.std()), 1e-6)
+        return z
+
     def look_score(self, vectors: np.ndarray, slots: list[str]) -> float:
-        """Compatibility of a whole look: :func:`soft_min` of its pairwise scores."""
+        """Compatibility of a whole look, as good as its worst-fitting item.
+
+        With reference items (checkpoints that store them): each item's mean over the others of
+        the symmetrised :meth:`item_calibrated_scores`, and the look's score is the lowest of
+        those means (chosen on validation looks over the pairwise soft minimum: compatibility
+        AUC 0.792 vs 0.771 on Mango's stylist outfits). Without: :func:`soft_min` of the
+        pairwise scores."""
         vecs = np.asarray(vectors, dtype=np.float32)
         if len(slots) < 2 or vecs.shape[0] != len(slots):
             raise InvalidInput("a look score needs at least two items with their slots")
+        if self._references and all(s in self._references for s in slots):
+            z = self.item_calibrated_scores(vecs, slots)
+            sym = (z + z.T) / 2.0
+            return float((sym.sum(axis=1) / (len(slots) - 1)).min())
         pairs = [
             float(self.score(vecs[i], slots[i], vecs[j : j + 1], slots[j])[0])
             for i in range(len(slots))
@@ -235,7 +297,16 @@ class CompatModel:
     def state(self) -> dict[str, Any]:
         weights = {k: v.detach().cpu().to(torch.float16) for k, v in self.net.state_dict().items()}
         weights["logit_scale"] = self.net.logit_scale.detach().cpu().float()
-        return {"format": CHECKPOINT_FORMAT, "config": self.config, "weights": weights}
+        state: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config,
+            "weights": weights,
+        }
+        if self._references:
+            state["references"] = {
+                s: torch.from_numpy(v).to(torch.float16) for s, v in self._references.items()
+            }
+        return state
 
     def save(self, path: Path) -> Path:
         path = Path(path)
@@ -252,7 +323,11 @@ class CompatModel:
         load_weights(net, state["weights"], ckpt, COMPAT_CHECKPOINT)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return cls(net, config, device=device)
+        model = cls(net, config, device=device)
+        refs = state.get("references") or {}
+        if refs:
+            model.set_references({s: t.float().numpy() for s, t in refs.items()})
+        return model
 
 
 def build_net(config: dict[str, Any]) -> CompatNet:

@@ -248,6 +248,23 @@ def calibrate(
     return table
 
 
+N_REFERENCES = 256  # reference items per slot for the item-calibrated look score
+
+
+def reference_items(data: TrainData, n: int = N_REFERENCES, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per slot, the joint vectors of up to ``n`` training-split items (fixed by ``seed``): the
+    references :meth:`CompatModel.look_score` standardises each item's scores against."""
+    rng = np.random.default_rng(seed + 17)
+    names = {i: s for s, i in SLOT_INDEX.items()}
+    out: dict[str, np.ndarray] = {}
+    for idx, rows in sorted(data.neg_pools.items()):
+        if len(rows) < 2:
+            continue
+        pick = rng.choice(rows, size=min(n, len(rows)), replace=False)
+        out[names[int(idx)]] = data.vectors.joint[np.sort(pick)].astype(np.float32)
+    return out
+
+
 def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str, Any]]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -275,6 +292,7 @@ def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str
     kind_p = np.asarray(cfg.kind_probs, dtype=np.float64)
     kind_p = kind_p / kind_p.sum()
     history: list[dict[str, float]] = []
+    references = reference_items(data, seed=cfg.seed)
     best: tuple[float, dict[str, torch.Tensor], int, list[list[float]]] | None = None
 
     def pick(rows: np.ndarray) -> torch.Tensor:
@@ -308,6 +326,7 @@ def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         model = CompatModel(net.eval(), config)
         model.config["calibration"] = calibrate(model, data, seed=cfg.seed)
+        model.set_references(references)
         val = run_benchmark(
             model,
             data.vectors,
@@ -333,6 +352,7 @@ def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str
     assert best is not None
     net.load_state_dict(best[1])
     model = CompatModel(net.eval(), {**config, "trained_epochs": best[2], "calibration": best[3]})
+    model.set_references(references)
     return model, {"history": history, "best_epoch": best[2]}
 
 

@@ -166,6 +166,16 @@ def look_scores(looks: Sequence[Sequence[tuple[str, str]]], scorer: Scorer) -> l
     return out
 
 
+def model_look_scores(
+    model: CompatModel, vectors: ItemVectors, looks: Sequence[Sequence[tuple[str, str]]]
+) -> list[float]:
+    """Score of each look as the model scores a whole look (:meth:`CompatModel.look_score`)."""
+    return [
+        model.look_score(vectors.get([i for i, _ in items], "joint"), [s for _, s in items])
+        for items in looks
+    ]
+
+
 def model_scorer(model: CompatModel, vectors: ItemVectors, kind: str = "joint") -> Scorer:
     """Mean compatibility of each candidate with every context item under the model."""
 
@@ -325,7 +335,7 @@ def run_benchmark(
         )
     comp = compatibility_pairs(looks, pools, known=known, seed=seed, limit=limit)
     if comp:
-        scores = look_scores([items for items, _ in comp], scorer)
+        scores = model_look_scores(model, vectors, [items for items, _ in comp])
         out["compatibility_auc"] = roc_auc([lab for _, lab in comp], scores)
         out["compatibility_looks"] = float(len(comp))
     if type_of is not None:

@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from engine.catalog import Product
-from engine.errors import ModelUnavailable
-from engine.looks.compat import PAIR_INDEX, PAIRS, CompatModel, build_net, pair_indices
+from engine.errors import InvalidInput, ModelUnavailable
+from engine.looks.compat import (
+    PAIR_INDEX,
+    PAIRS,
+    CompatModel,
+    build_net,
+    pair_indices,
+    soft_min,
+)
 from engine.looks.format import Look, LookItem
 from engine.train.looks import LooksTrainConfig, prepare, train
 from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark
@@ -106,3 +113,55 @@ def test_training_learns_compatibility() -> None:
     assert res["compatibility_auc"] > 0.75
     assert res["fitb_accuracy_popularity_baseline"] == pytest.approx(0.25)
     assert res["partner_recall_at_10"] > res["partner_recall_at_10_random"]
+
+
+def test_trained_model_stores_references_and_scores_looks_by_their_worst_item(
+    tmp_path: Path,
+) -> None:
+    products, looks, vectors = _synthetic(250)
+    data = prepare(products, looks, vectors)
+    cfg = LooksTrainConfig(
+        epochs=3, batch_size=128, negatives=32, hidden=64, space=32, pair_dim=16, num_threads=1
+    )
+    model, _ = train(data, cfg)
+    refs = model.references
+    assert set(refs) == set(SLOT_TYPES)
+    # references are training-split items only, at most N per slot
+    train_rows = set(np.concatenate(list(data.neg_pools.values())).tolist())
+    joint_rows = {tuple(np.round(vectors.joint[r], 5)) for r in train_rows}
+    assert all(tuple(np.round(v, 5)) in joint_rows for v in refs["top"][:20])
+    # a real look scores above the same look with one item of another style swapped in
+    look = data.test_looks[0]
+    ids = [it.item_id for it in look.items]
+    slots = [it.slot for it in look.items]
+    real = model.look_score(vectors.get(ids, "joint"), slots)
+    style = int(ids[1].split("-")[1]) % 6
+    other = next(
+        p.id for p in products if p.id.startswith(slots[1]) and int(p.id.split("-")[1]) % 6 != style
+    )
+    fake = model.look_score(vectors.get([ids[0], other, ids[2]], "joint"), slots)
+    assert real > fake
+    z = model.item_calibrated_scores(vectors.get(ids, "joint"), slots)
+    assert z.shape == (3, 3) and np.allclose(np.diag(z), 0.0)
+    # the references survive save/load (float16) and give the same score
+    loaded = CompatModel.load(model.save(tmp_path / "compat.pt"))
+    assert set(loaded.references) == set(refs)
+    assert loaded.look_score(vectors.get(ids, "joint"), slots) == pytest.approx(real, abs=0.05)
+
+
+def test_look_score_without_references_is_the_pairwise_soft_min() -> None:
+    torch.manual_seed(0)
+    config = {"hidden": 32, "space": 16, "pair_dim": 8}
+    model = CompatModel(build_net(config).eval(), config)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 256)).astype(np.float32)
+    slots = ["top", "bottom", "shoes"]
+    pairs = [
+        float(model.score(x[i], slots[i], x[j : j + 1], slots[j])[0])
+        for i, j in ((0, 1), (0, 2), (1, 2))
+    ]
+    assert model.look_score(x, slots) == pytest.approx(soft_min(pairs))
+    with pytest.raises(InvalidInput):
+        model.set_references({"top": x[:1]})  # fewer than two references
+    with pytest.raises(InvalidInput):
+        model.set_references({"cape": x})
