@@ -271,21 +271,39 @@ class CompatModel:
                 z[a, b] = (float(other @ mine) - base.mean()) / max(float(base.std()), 1e-6)
         return z
 
-    def look_score(self, vectors: np.ndarray, slots: list[str]) -> float:
+    def item_fits(self, vectors: np.ndarray, slots: list[str]) -> np.ndarray:
+        """(n,) how well each item of a look fits the others: its mean of the symmetrised
+        :meth:`item_calibrated_scores` over the other items."""
+        z = self.item_calibrated_scores(vectors, slots)
+        return ((z + z.T) / 2.0).sum(axis=1) / (len(slots) - 1)
+
+    def look_score(
+        self,
+        vectors: np.ndarray,
+        slots: list[str],
+        *,
+        image_vectors: np.ndarray | None = None,
+    ) -> float:
         """Compatibility of a whole look, as good as its worst-fitting item.
 
-        With reference items (checkpoints that store them): each item's mean over the others of
-        the symmetrised :meth:`item_calibrated_scores`, and the look's score is the lowest of
-        those means (chosen on validation looks over the pairwise soft minimum: compatibility
-        AUC 0.792 vs 0.771 on Mango's stylist outfits). Without: :func:`soft_min` of the
-        pairwise scores."""
+        With reference items (checkpoints that store them): the lowest of the items'
+        :meth:`item_fits`; with ``image_vectors`` (the items' image embeddings, or their text
+        embedding where an item has no photo) each fit is the mean of the fits computed on the
+        item vectors and on the image vectors. Chosen on the validation looks of Mango's
+        stylist outfits over the soft minimum of the pairwise scores (compatibility AUC,
+        same model: 0.771 soft minimum, 0.793 item fits, 0.803 item fits on both views). Without
+        references: :func:`soft_min` of the pairwise scores."""
         vecs = np.asarray(vectors, dtype=np.float32)
         if len(slots) < 2 or vecs.shape[0] != len(slots):
             raise InvalidInput("a look score needs at least two items with their slots")
         if self._references and all(s in self._references for s in slots):
-            z = self.item_calibrated_scores(vecs, slots)
-            sym = (z + z.T) / 2.0
-            return float((sym.sum(axis=1) / (len(slots) - 1)).min())
+            fits = self.item_fits(vecs, slots)
+            if image_vectors is not None:
+                img = np.asarray(image_vectors, dtype=np.float32)
+                if img.shape != vecs.shape:
+                    raise InvalidInput("image_vectors must have the shape of vectors")
+                fits = (fits + self.item_fits(img, slots)) / 2.0
+            return float(fits.min())
         pairs = [
             float(self.score(vecs[i], slots[i], vecs[j : j + 1], slots[j])[0])
             for i in range(len(slots))

@@ -383,12 +383,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-limit", type=int, default=None, help="cap val/test questions")
     parser.add_argument("--device", default="cpu", help="device of the joint model")
     parser.add_argument(
+        "--references-only",
+        action="store_true",
+        help="do not train: store reference items in the checkpoint at --out, re-measure it",
+    )
+    parser.add_argument(
         "--text-encoder",
         choices=("static", "minilm"),
         default="static",
         help="documents' text encoder, as ingest runs it (default static)",
     )
     return parser
+
+
+def _store_references(args: argparse.Namespace, data: TrainData) -> int:
+    """Add reference items to an existing checkpoint (weights unchanged) and re-measure it;
+    the report at ``--report`` keeps its training history and gets the new test metrics."""
+    model = CompatModel.load(args.out)
+    before = measure_looks(model, data, seed=args.seed, limit=args.eval_limit)
+    model.set_references(reference_items(data, seed=args.seed))
+    test = measure_looks(model, data, seed=args.seed, limit=args.eval_limit)
+    path = model.save(args.out)
+    report = json.loads(args.report.read_text()) if args.report.is_file() else {}
+    report.update(
+        test=test,
+        test_without_references=before,
+        checkpoint=str(path),
+        checkpoint_bytes=path.stat().st_size,
+    )
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(report, indent=2))
+    print(json.dumps({"test": test, "test_without_references": before}, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -433,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(data.pairs) == 0:
         logger.error("no training pairs: are there looks over this catalog?")
         return 1
+    if args.references_only:
+        return _store_references(args, data)
     model, info = train(data, cfg)
     test = measure_looks(model, data, seed=args.seed, limit=args.eval_limit)
     # the model_version ingest stamps on product documents (joint heads + document text encoder)

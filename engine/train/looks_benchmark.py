@@ -169,11 +169,17 @@ def look_scores(looks: Sequence[Sequence[tuple[str, str]]], scorer: Scorer) -> l
 def model_look_scores(
     model: CompatModel, vectors: ItemVectors, looks: Sequence[Sequence[tuple[str, str]]]
 ) -> list[float]:
-    """Score of each look as the model scores a whole look (:meth:`CompatModel.look_score`)."""
-    return [
-        model.look_score(vectors.get([i for i, _ in items], "joint"), [s for _, s in items])
-        for items in looks
-    ]
+    """Score of each look as the model scores a whole look (:meth:`CompatModel.look_score`):
+    on the items' joint vectors and their image vectors (the text vector without a photo)."""
+    out = []
+    for items in looks:
+        ids = [i for i, _ in items]
+        rows = vectors.rows(ids)
+        image = np.where(vectors.has_image[rows, None], vectors.image[rows], vectors.text[rows])
+        out.append(
+            model.look_score(vectors.joint[rows], [s for _, s in items], image_vectors=image)
+        )
+    return out
 
 
 def model_scorer(model: CompatModel, vectors: ItemVectors, kind: str = "joint") -> Scorer:

@@ -147,6 +147,14 @@ def test_trained_model_stores_references_and_scores_looks_by_their_worst_item(
     loaded = CompatModel.load(model.save(tmp_path / "compat.pt"))
     assert set(loaded.references) == set(refs)
     assert loaded.look_score(vectors.get(ids, "joint"), slots) == pytest.approx(real, abs=0.05)
+    both = model.look_score(
+        vectors.get(ids, "joint"), slots, image_vectors=vectors.get(ids, "text")
+    )
+    assert np.isfinite(both)
+    with pytest.raises(InvalidInput):
+        model.look_score(
+            vectors.get(ids, "joint"), slots, image_vectors=vectors.get(ids[:2], "text")
+        )
 
 
 def test_look_score_without_references_is_the_pairwise_soft_min() -> None:
