@@ -37,9 +37,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.bundle import read_manifest, write_manifest
 from engine.catalog import Product, load_catalog
 from engine.cli import CommandParser, fail, setup_logging
 from engine.errors import EngineError
+from engine.files import file_sha1
 from engine.models.accel import accelerate_image
 from engine.models.encoders import ImageEncoder, apply_num_threads
 from engine.models.joint import JointModel
@@ -336,6 +338,10 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     )
     out = shopper.save(Path(args.out) / "shopper.pt")
     (Path(args.out) / "shopper.metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    manifest = read_manifest(Path(args.out))
+    if manifest is not None:  # a bundle: list the part as joint.pt and compat.pt are
+        manifest.parts["shopper"] = {"file": out.name, "sha1": file_sha1(out)}
+        write_manifest(Path(args.out), manifest)
     logger.info("wrote %s (%.1f s)", out, time.time() - t0)
     return result
 

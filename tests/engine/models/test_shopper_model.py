@@ -188,3 +188,21 @@ def test_type_head_feeds_the_category_step_off_studio_and_round_trips(tmp_path: 
     assert again is not None and abs(again["Tshirts"] - types["Tshirts"]) < 1e-2
     Joint.attribute_vocab = {"article_type": ["Tshirts", "Jeans"]}
     assert not loaded.fits(Joint())  # the head's types are not this model's
+
+
+def test_a_weak_map_falls_back_to_its_strongest_cells() -> None:
+    head = _darkness_head()
+    with torch.no_grad():
+        head.linear.bias.fill_(-19.3)  # the garment's cells reach ~0.3, under the threshold
+    rng = np.random.default_rng(0)
+    arr = np.clip(rng.normal(200, 30, (260, 300, 3)), 0, 255).astype(np.uint8)
+    arr[60:200, 150:250] = 20
+    photo = Image.fromarray(arr)
+    assert (
+        ShopperModel(head, None, {"threshold": 0.6}).locate([photo], FakeBackbone())[0].source
+        == "full"
+    )
+    loc = ShopperModel(head, None, {"threshold": 0.6, "fallback_ratio": 0.8}).locate(
+        [photo], FakeBackbone()
+    )[0]
+    assert loc.source == "objectness" and loc.box[0] >= 100 and loc.box[2] <= 300
