@@ -68,10 +68,18 @@ def rank(
     threshold: float = 0.5,
     rr: AttributeRerank = AttributeRerank(),
     attributes: Sequence[tuple[str, ...] | None] | None = None,
+    classifier: np.ndarray | None = None,
+    rerank_types: np.ndarray | None = None,
+    thresholds: Sequence[float | None] | None = None,
+    alphas: Sequence[float | None] | None = None,
 ) -> Ranked:
     """Each query's top ``k`` gallery rows as photo search ranks them; ``exclude[i]``: a row
     left out (the query item itself, for catalog photos); ``attributes[i]``: the attributes
-    query i re-ranks by (None: all)."""
+    query i re-ranks by (None: all); ``classifier``: (N, article types) probabilities the
+    category step reads instead of the attribute head's on the query vector (the shopper
+    model's type head); ``rerank_types``: likewise for the re-rank's type distribution;
+    ``thresholds[i]``, ``alphas[i]``: query i's restriction threshold and classifier weight
+    (None: ``threshold``, ``alpha``)."""
     alpha = float(getattr(model, "config", {}).get("category_alpha", alpha))
     sims = queries @ gallery.vectors.T
     if exclude is not None:
@@ -81,6 +89,10 @@ def rank(
     clf = model.attribute_probabilities(queries).get("article_type")
     type_vocab = model.attribute_vocab.get("article_type", [])
     qprobs = model.image_attribute_probabilities(query_features, queries)
+    if classifier is not None:
+        clf = classifier
+    if rerank_types is not None:
+        qprobs = {**qprobs, "article_type": rerank_types}
     types = np.asarray([t or "" for t in gallery.types], dtype=object)
     tops, cats = [], []
     for i in range(len(queries)):
@@ -92,7 +104,14 @@ def rank(
             if clf is not None
             else {}
         )
-        pred = predict_category(classifier, votes, alpha=alpha, threshold=threshold)
+        th = thresholds[i] if thresholds is not None else None
+        al = alphas[i] if alphas is not None else None
+        pred = predict_category(
+            classifier,
+            votes,
+            alpha=alpha if al is None else al,
+            threshold=threshold if th is None else th,
+        )
         row = sims[i]
         if pred.restrict and pred.label is not None:
             allowed = types == pred.label

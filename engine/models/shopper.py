@@ -3,8 +3,9 @@
 A phone photo (a T-shirt on a carpet, shoes on a wooden floor) has no uniform background, so the
 background-difference crop of :mod:`engine.models.crop` falls back to the whole frame. Here:
 
-1. **Studio check.** When that crop finds a box and the frame's border is uniform (at least
-   ``studio_border`` of the border pixels within the crop threshold of the border colour), the
+1. **Studio check.** When that crop finds a box, the frame's border is uniform (at least
+   ``studio_border`` of the border pixels within the crop threshold of the border colour) and
+   light (every channel of the border colour at least ``studio_min_level``), the
    photo is a studio shot: today's inputs (one backbone pass on the crop) are both granularities.
 2. **Objectness box.** Otherwise the whole photo (padded to a square) goes through the backbone
    once; a learned linear objectness head (:class:`Objectness`, 1,280 weights, trained on
@@ -20,14 +21,20 @@ background-difference crop of :mod:`engine.models.crop` falls back to the whole 
    weighted sum of the two granularities' cosines (up to a per-query constant), so one k-NN
    query scores both. ``w`` (``object_weight``) is chosen on a synthetic validation split.
 
-The checkpoint (``shopper.pt`` in the model bundle) holds the objectness head, the query tower
-and the config; without it photo search uses the joint model alone, as before.
+4. **Type head** (optional): a small MLP over both granularities' query-tower embeddings and
+   backbone inputs, trained with cross-entropy on synthetic photos of training items; its
+   article-type distribution, mixed with the attribute head's on the fused vector
+   (``type_weight``), is what the category step reads for photos that are not studio shots
+   (fused with the k-NN vote by ``category_alpha``, restricting at ``category_threshold``).
+
+The checkpoint (``shopper.pt`` in the model bundle) holds the objectness head, the query tower,
+the type head and the config; without it photo search uses the joint model alone, as before.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +67,16 @@ DEFAULT_CONFIG: dict[str, float] = {
     "margin": 0.06,
     "object_weight": 0.5,
     "studio_border": 0.8,
+    # a studio shot's background is also light: every channel of the border colour at least
+    # this. Catalog packshots (400 validation photos): >= 247; synthetic shopper photos on a
+    # flat, noisy colour that passed the uniformity check: <= 190 (50 of 400), and those took
+    # the studio path with category top-1 0.41 (0.82 through the query tower)
+    "studio_min_level": 200.0,
     "crop_threshold": 24.0,
     "studio_query_tower": 0.0,
+    # no cell over ``threshold``: the box of the cells over ``fallback_ratio`` x the map's
+    # maximum instead of the whole frame (0: the whole frame)
+    "fallback_ratio": 0.0,
     # colour in the photo-search re-rank for photos that are not studio shots: off. On the
     # synthetic validation photos (400, seed 1) re-ranking by colour too cut exact-item
     # recall@10 from 0.45 to 0.30 at the same type precision@10 (0.67): colour predicted from
@@ -96,6 +111,29 @@ class Located:
     source: str  # "background" (studio crop), "objectness" or "full"
     object_inputs: np.ndarray  # (IMAGE_INPUT_DIM,)
     whole_inputs: np.ndarray
+    # what the category step reads for this photo instead of the attribute head on its vector
+    # (the type head's distribution, see ShopperModel.category_inputs); None: as before
+    types: dict[str, float] | None = None
+    category_alpha: float | None = None
+    category_threshold: float | None = None
+
+
+class TypeHead(nn.Module):
+    """Article-type logits from standardised features (:meth:`ShopperModel.type_features`)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, in_dim: int, hidden: int, n_types: int, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_types)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
 
 
 def border_uniformity(arr: np.ndarray, bg: tuple[int, int, int], threshold: float) -> float:
@@ -137,9 +175,11 @@ class ShopperModel:
         objectness: Objectness | None,
         query_tower: nn.Module | None,
         config: dict[str, Any] | None = None,
+        type_head: TypeHead | None = None,
     ) -> None:
         self.objectness = None if objectness is None else objectness.eval()
         self.query_tower = None if query_tower is None else query_tower.eval()
+        self.type_head = None if type_head is None else type_head.eval()
         self.config = {**DEFAULT_CONFIG, **(config or {})}
 
     def rerank_attributes(self, located: Located) -> tuple[str, ...] | None:
@@ -154,7 +194,11 @@ class ShopperModel:
             return True
         first, last = self.query_tower.net[0], self.query_tower.net[-1]
         dim = getattr(joint, "dim", None)
-        return first.in_features == joint.image_input_dim and last.out_features == dim
+        fits = first.in_features == joint.image_input_dim and last.out_features == dim
+        if fits and self.type_head is not None:
+            vocab = getattr(joint, "attribute_vocab", {}).get("article_type", [])
+            fits = self.type_head.net[-1].out_features == len(vocab)
+        return fits
 
     # ------------------------------------------------------------------ localisation
     def object_probability(self, maps: np.ndarray) -> np.ndarray:
@@ -173,6 +217,8 @@ class ShopperModel:
         if crop.full_image:
             return False, crop
         arr = np.asarray(rgb)
+        if min(crop.background) < float(self.config.get("studio_min_level", 0.0)):
+            return False, crop
         uniform = border_uniformity(arr, crop.background, self.config["crop_threshold"])
         return uniform >= self.config["studio_border"], crop
 
@@ -217,16 +263,7 @@ class ShopperModel:
                 full = (0, 0, w, h)
                 everything = CropResult(full, True, crops[i].background, np.ones((h, w), bool))
                 whole_in = np.concatenate([whole_feats[row], colour_features(rgb, everything)])
-                found = (
-                    box_from_map(
-                        probs[row],
-                        squares[row].width,
-                        self.config["threshold"],
-                        self.config["margin"],
-                    )
-                    if localise
-                    else None
-                )
+                found = self._box(probs[row], squares[row].width) if localise else None
                 if found is None:
                     out[i] = Located(full, "full", whole_in.astype(np.float32), whole_in)
                     continue
@@ -248,6 +285,14 @@ class ShopperModel:
                     out[i] = Located(box, "objectness", inp, whole_in.astype(np.float32))
         return [o for o in out if o is not None]
 
+    def _box(self, prob: np.ndarray, side: int):
+        threshold, margin = self.config["threshold"], self.config["margin"]
+        found = box_from_map(prob, side, threshold, margin)
+        ratio = float(self.config.get("fallback_ratio") or 0.0)
+        if found is None and ratio > 0 and float(prob.max()) > 0:
+            found = box_from_map(prob, side, ratio * float(prob.max()), margin)
+        return found
+
     # ------------------------------------------------------------------ embeddings
     def tower_embed(self, joint: Any, inputs: np.ndarray) -> np.ndarray:
         if self.query_tower is None:
@@ -268,11 +313,74 @@ class ShopperModel:
         ``config['studio_query_tower']``."""
         obj = np.stack([loc.object_inputs for loc in located])
         whole = np.stack([loc.whole_inputs for loc in located])
-        emb = self.fuse(self.tower_embed(joint, obj), self.tower_embed(joint, whole))
+        e_o, e_w = self.tower_embed(joint, obj), self.tower_embed(joint, whole)
+        return self._fused(joint, located, e_o, e_w, obj), obj
+
+    def _fused(self, joint: Any, located: list[Located], e_o, e_w, obj) -> np.ndarray:
+        emb = self.fuse(e_o, e_w)
         studio = np.asarray([loc.source == "background" for loc in located])
         if studio.any() and not self.config.get("studio_query_tower"):
             emb[studio] = np.asarray(joint.embed_image_features(obj[studio]), np.float32)
-        return emb, obj
+        return emb
+
+    # ------------------------------------------------------------------ category step
+    @staticmethod
+    def type_features(
+        e_object: np.ndarray, e_whole: np.ndarray, obj: np.ndarray, whole: np.ndarray
+    ) -> np.ndarray:
+        """The type head's input: both granularities' embeddings and backbone inputs."""
+        return np.concatenate([e_object, e_whole, obj, whole], axis=1).astype(np.float32)
+
+    def type_probabilities(
+        self, joint: Any, e_object: np.ndarray, e_whole: np.ndarray, located: list[Located]
+    ) -> np.ndarray | None:
+        """(N, article types) distribution of the type head (None without one)."""
+        if self.type_head is None:
+            return None
+        obj = np.stack([loc.object_inputs for loc in located])
+        whole = np.stack([loc.whole_inputs for loc in located])
+        x = torch.from_numpy(self.type_features(e_object, e_whole, obj, whole))
+        with torch.inference_mode():
+            return torch.softmax(self.type_head(x).float(), dim=-1).numpy()
+
+    def category_inputs(
+        self, joint: Any, located: list[Located], emb: np.ndarray, head: np.ndarray | None
+    ) -> list[Located]:
+        """``located`` with what the category step reads (photos that are not studio shots,
+        with a type head): ``type_weight * head + (1 - type_weight) * attribute head(emb)``,
+        the alpha and threshold chosen on validation shopper photos."""
+        if head is None:
+            return located
+        vocab = [str(v) for v in joint.attribute_vocab["article_type"]]
+        attr = joint.attribute_probabilities(emb)["article_type"]
+        w = float(self.config.get("type_weight", 1.0))
+        mixed = w * head + (1.0 - w) * attr
+        alpha = self.config.get("category_alpha")
+        threshold = self.config.get("category_threshold")
+        out = []
+        for i, loc in enumerate(located):
+            if loc.source == "background":
+                out.append(loc)
+                continue
+            types = {v: float(p) for v, p in zip(vocab, mixed[i], strict=True)}
+            out.append(
+                replace(
+                    loc,
+                    types=types,
+                    category_alpha=None if alpha is None else float(alpha),
+                    category_threshold=None if threshold is None else float(threshold),
+                )
+            )
+        return out
+
+    def encode(self, joint: Any, located: list[Located]) -> tuple[np.ndarray, np.ndarray, list]:
+        """(fused embeddings, object inputs, located with the category step's inputs)."""
+        obj = np.stack([loc.object_inputs for loc in located])
+        whole = np.stack([loc.whole_inputs for loc in located])
+        e_o, e_w = self.tower_embed(joint, obj), self.tower_embed(joint, whole)
+        emb = self._fused(joint, located, e_o, e_w, obj)
+        head = self.type_probabilities(joint, e_o, e_w, located)
+        return emb, obj, self.category_inputs(joint, located, emb, head)
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> dict[str, Any]:
@@ -285,6 +393,14 @@ class ShopperModel:
             }
 
         tower_config = None
+        type_config = None
+        if self.type_head is not None:
+            first, last = self.type_head.net[0], self.type_head.net[-1]
+            type_config = {
+                "in": int(first.in_features),
+                "hidden": int(first.out_features),
+                "out": int(last.out_features),
+            }
         if self.query_tower is not None:
             first, last = self.query_tower.net[0], self.query_tower.net[-1]
             tower_config = {
@@ -298,6 +414,8 @@ class ShopperModel:
             "tower_config": tower_config,
             "weights": half(self.objectness),
             "query_tower": half(self.query_tower),
+            "type_config": type_config,
+            "type_head": half(self.type_head),
         }
 
     def save(self, path: Path) -> Path:
@@ -321,4 +439,9 @@ class ShopperModel:
             tc = state.get("tower_config") or {}
             tower = _Tower(int(tc["in"]), int(tc["hidden"]), int(tc["out"]))
             load_weights(tower, state["query_tower"], ckpt, SHOPPER_CHECKPOINT)
-        return cls(objectness, tower, dict(state.get("config") or {}))
+        type_head = None
+        if state.get("type_head") is not None:
+            tc = state.get("type_config") or {}
+            type_head = TypeHead(int(tc["in"]), int(tc["hidden"]), int(tc["out"]))
+            load_weights(type_head, state["type_head"], ckpt, SHOPPER_CHECKPOINT)
+        return cls(objectness, tower, dict(state.get("config") or {}), type_head)

@@ -103,11 +103,15 @@ class ImageSearch:
         *,
         size: int = 0,
         result_fields: bool = True,
+        photo: Any = None,
     ) -> tuple[CategoryPrediction, list[JSON]]:
         """Fused category of a query vector, and the unrestricted neighbours fetched for the
         vote (``max(vote_k, size)`` of them, with result fields: reusable as results).
         ``result_fields=False``: only ``vote_k`` neighbours with the fields the vote and the
-        catalog re-rank read (:data:`VOTE_FIELDS`), for callers that never show them."""
+        catalog re-rank read (:data:`VOTE_FIELDS`), for callers that never show them.
+        ``photo``: the upload's :class:`engine.models.shopper.Located`; when it carries the
+        shopper type head's distribution (a photo that is not a studio shot), that is the
+        classifier side, with the shopper model's own alpha and threshold."""
         opts = self.ctx.options
         n = max(opts.vote_k, size if result_fields else 0, 1)
         source = Source() if result_fields else Source(includes=VOTE_FIELDS)
@@ -117,18 +121,23 @@ class ImageSearch:
             ((h.get("_source") or {}).get("article_type"), cosine_from_score(h["_score"]))
             for h in neighbours[: opts.vote_k]
         ]
-        classifier = self.ctx.encoder.classifier_probs(vector) if self.fit_check.fitted() else {}
+        fitted = self.fit_check.fitted()
+        shopper_types = getattr(photo, "types", None) if fitted else None
+        if shopper_types:
+            classifier = dict(shopper_types)
+        else:
+            classifier = self.ctx.encoder.classifier_probs(vector) if fitted else {}
         # a fitted bundle carries the fusion weight chosen on its catalog's validation photos
         config = getattr(self.ctx.encoder.model, "config", None)
         alpha = opts.category_alpha
+        threshold = opts.category_threshold
         if isinstance(config, dict) and "category_alpha" in config:
             alpha = float(config["category_alpha"])
-        pred = predict_category(
-            classifier,
-            votes,
-            alpha=alpha,
-            threshold=opts.category_threshold,
-        )
+        if shopper_types:  # chosen on validation shopper photos
+            alpha = photo.category_alpha if photo.category_alpha is not None else alpha
+            if photo.category_threshold is not None:
+                threshold = photo.category_threshold
+        pred = predict_category(classifier, votes, alpha=alpha, threshold=threshold)
         return pred, neighbours
 
     def image_search(
@@ -158,6 +167,7 @@ class ImageSearch:
             explain=explain,
             t0=t0,
             query_attrs=query_attrs,
+            photo=located,
         )
         if explain and located is not None:
             response.located = LocatedObject(box=located.box, source=located.source)
@@ -237,6 +247,7 @@ class ImageSearch:
         category: str,
         item_category: str | None,
         reuse: bool = True,
+        photo: Any = None,
     ) -> tuple[CategoryInfo, str | None, list[JSON] | None]:
         if filters.article_type:
             label = filters.article_type[0] if len(filters.article_type) == 1 else None
@@ -254,7 +265,9 @@ class ImageSearch:
         if item_category:
             info = CategoryInfo(label=item_category, confidence=1.0, restricted=True, source="item")
             return info, item_category, None
-        pred, neighbours = self.predict_category(vec, filters, size=size, result_fields=reuse)
+        pred, neighbours = self.predict_category(
+            vec, filters, size=size, result_fields=reuse, photo=photo
+        )
         return predicted_category(pred), (pred.label if pred.restrict else None), neighbours
 
     def _vector_search(
@@ -270,6 +283,7 @@ class ImageSearch:
         item_category: str | None = None,
         code: np.ndarray | None = None,
         query_attrs: AttrDist | None = None,
+        photo: Any = None,
     ) -> SearchResponse:
         ctx, quality, opts = self.ctx, self.ctx.quality, self.ctx.options
         use_coarse = opts.coarse if coarse is None else coarse
@@ -278,7 +292,7 @@ class ImageSearch:
         # the vote's neighbours can stand in for the results only in the plain k-NN case below
         reuse = not use_coarse and rr is None and blend is None
         info, restrict_to, neighbours = self._category_step(
-            vec, filters, size, category, item_category, reuse
+            vec, filters, size, category, item_category, reuse, photo
         )
         extra: tuple[str, ...] = (BINARY_FIELD,) if (explain and use_coarse) else ()
         final_size = size

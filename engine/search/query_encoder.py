@@ -97,8 +97,9 @@ class QueryEncoder:
     def embed_photo(self, image: Image.Image) -> tuple[np.ndarray, AttrDist | None, Any]:
         """:meth:`embed_image_attributes` plus where the object was found
         (:class:`engine.models.shopper.Located`, None without a shopper-photo model): with one,
-        the vector fuses the located object's and the whole photo's embeddings and the
-        attributes are read from the object."""
+        the vector fuses the located object's and the whole photo's embeddings, the
+        attributes are read from the object and ``located.types`` (when set) is what the
+        category step reads instead of :meth:`classifier_probs` of the vector."""
         model = self.model
         if not hasattr(model, "image_attribute_probabilities"):
             return self.embed_image(image), None, None
@@ -106,7 +107,7 @@ class QueryEncoder:
         located = None
         if shopper is not None and shopper.fits(model):
             located = shopper.locate([image], model.image_encoder)[0]
-            emb, feats = shopper.embed_located(model, [located])
+            emb, feats, (located,) = shopper.encode(model, [located])
         else:
             feats = model.image_features([image])
             emb = model.embed_image_features(feats)

@@ -15,6 +15,10 @@ Without shopper photos of our own, training uses synthetic ones
    embedding) and a distillation term keeping studio photos where the joint tower puts them.
 3. **Fusion weight** of the object and whole-photo embeddings: the best exact-item recall@10
    of localised validation photos (the objectness box, as served) against that gallery.
+4. **Type head** and the category step for shopper photos (:mod:`engine.train.shopper_types`):
+   an MLP over both granularities, cross-entropy on the training photos; its mix with the
+   attribute head, the classifier/vote weight and the restriction threshold are chosen on the
+   localised validation photos.
 
 ``python -m engine.train shopper --out bundles/shopper`` (default: the shipped bundle).
 """
@@ -33,9 +37,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.bundle import read_manifest, write_manifest
 from engine.catalog import Product, load_catalog
 from engine.cli import CommandParser, fail, setup_logging
 from engine.errors import EngineError
+from engine.files import file_sha1
 from engine.models.accel import accelerate_image
 from engine.models.encoders import ImageEncoder, apply_num_threads
 from engine.models.joint import JointModel
@@ -44,6 +50,7 @@ from engine.models.versions import WEIGHTS_DIR
 from engine.settings import DEFAULT_SHARED_DATA
 from engine.train import shopper_data as D
 from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs
+from engine.train.shopper_types import choose_category_step, train_type_head
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +157,23 @@ def recall_at_10(queries: np.ndarray, gallery: np.ndarray, rows: np.ndarray) -> 
     return float(np.mean([rows[i] in top[i] for i in range(len(rows))]))
 
 
+CHUNK = 2000
+
+
+def item_chunks(ids: list[str], n_train: int, n_val: int, seed: int) -> list[list[str]]:
+    """Training items in chunks of :data:`CHUNK`: the first is ``split_ids(ids, CHUNK)``, the
+    k-th adds the items of ``split_ids(ids, k * CHUNK)`` not in the earlier ones (the seeded
+    sample grows by prefix), so each chunk's synthetic features are cached once."""
+    chunks: list[list[str]] = []
+    seen: set[str] = set()
+    for end in [*range(CHUNK, n_train, CHUNK), n_train]:
+        part = sorted(set(D.split_ids(ids, end, n_val, seed)[0]) - seen)
+        if part:
+            chunks.append(part)
+            seen.update(part)
+    return chunks
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser("python -m engine.train shopper", __doc__)
     parser.add_argument("--catalog", type=Path, default=DEFAULT_SHARED_DATA / "catalog.jsonl.gz")
@@ -160,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-items", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--copies", type=int, default=4, help="synthetic photos per item")
+    parser.add_argument(
+        "--extra-copies", type=int, default=None, help="photos per item beyond the first 2,000"
+    )
+    parser.add_argument("--type-hidden", type=int, default=512, help="type head (0: none)")
+    parser.add_argument("--type-epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
@@ -184,6 +213,7 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     gallery = joint.embed_image_features(studio_x)
     row_of = {item: i for i, item in enumerate(ids)}
     train_ids, val_ids = D.split_ids(ids, args.train_items, args.val_items, args.seed)
+    chunks = item_chunks(ids, args.train_items, args.val_items, args.seed)
     val = D.cached(
         val_ids,
         args.images,
@@ -193,12 +223,21 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         cache_dir=args.cache_dir,
     )
     train = D.cached(
-        train_ids, args.images, factory, seed=args.seed, keep_maps=1500, cache_dir=args.cache_dir
+        chunks[0], args.images, factory, seed=args.seed, keep_maps=1500, cache_dir=args.cache_dir
     )
-    more = [  # further synthetic copies of the same items: more backgrounds and poses
-        D.cached(train_ids, args.images, factory, seed=args.seed, copy=c, cache_dir=args.cache_dir)
-        for c in range(1, args.copies)
-    ]
+    more = (
+        [  # further synthetic copies of the same items: more backgrounds and poses
+            D.cached(
+                chunks[0], args.images, factory, seed=args.seed, copy=c, cache_dir=args.cache_dir
+            )
+            for c in range(1, args.copies)
+        ]
+        + [  # items beyond the first chunk (cached per chunk, so a larger run reuses a smaller)
+            D.cached(chunk, args.images, factory, seed=args.seed, copy=c, cache_dir=args.cache_dir)
+            for chunk in chunks[1:]
+            for c in range(args.copies if args.extra_copies is None else args.extra_copies)
+        ]
+    )
     # 1. objectness
     head = train_objectness(train.maps, train.targets[: len(train.maps)], seed=args.seed)
     shopper = ShopperModel(head, None)
@@ -255,16 +294,54 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     curve = result["val_recall_at_10_by_object_weight (query tower)"]
     weight = max(curve, key=lambda k: curve[k])
     shopper.config["object_weight"] = weight
+    # 4. type head, and the category step for shopper photos
+    if args.type_hidden:
+        objs, wholes = (
+            np.concatenate([p.object for p in sets]),
+            np.concatenate([p.whole for p in sets]),
+        )
+        x = ShopperModel.type_features(
+            shopper.tower_embed(joint, objs), shopper.tower_embed(joint, wholes), objs, wholes
+        )
+        del objs, wholes
+        shopper.type_head = train_type_head(
+            x, types, len(vocab), hidden=args.type_hidden, epochs=args.type_epochs, seed=args.seed
+        )
+        del x
+        e_o, e_w = shopper.tower_embed(joint, obj), shopper.tower_embed(joint, whole)
+        emb = shopper.fuse(e_o, e_w)
+        probs = shopper.type_probabilities(joint, e_o, e_w, located)
+        assert probs is not None
+        attr = joint.attribute_probabilities(emb)["article_type"]
+        other = np.asarray([i for i, loc in enumerate(located) if loc.source != "background"])
+        chosen = choose_category_step(
+            probs[other],
+            attr[other],
+            [str(v) for v in vocab],
+            emb[other],
+            gallery,
+            [products[i].article_type for i in ids],
+            [products[photos[i][0]].article_type for i in other],
+            vrows[other],
+        )
+        shopper.config.update(
+            {k: chosen[k] for k in ("type_weight", "category_alpha", "category_threshold")}
+        )
+        result["category_step"] = chosen
     result.update(
         threshold=threshold,
         object_weight=weight,
         seconds=round(time.time() - t0, 1),
-        train_items=len(train.ids),
+        train_items=len({i for p in sets for i in p.ids}),
         train_photos=len(all_ids),
         val_items=len(val.ids),
     )
     out = shopper.save(Path(args.out) / "shopper.pt")
     (Path(args.out) / "shopper.metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    manifest = read_manifest(Path(args.out))
+    if manifest is not None:  # a bundle: list the part as joint.pt and compat.pt are
+        manifest.parts["shopper"] = {"file": out.name, "sha1": file_sha1(out)}
+        write_manifest(Path(args.out), manifest)
     logger.info("wrote %s (%.1f s)", out, time.time() - t0)
     return result
 

@@ -73,6 +73,23 @@ def _metrics(ranked, gallery: Gallery, truth_rows, allowed: list[set[str]]) -> d
     return {"exact_recall_at_10": recall, "type_p_at_10": tp, "category_top1": cat}
 
 
+def category_step(joint, located, emb: np.ndarray) -> dict[str, Any]:
+    """What the served category step reads for each photo (:meth:`ShopperModel.encode`): the
+    shopper type head's distribution, alpha and threshold where set, else as before."""
+    if all(loc.types is None for loc in located):
+        return {}
+    vocab = [str(v) for v in joint.attribute_vocab["article_type"]]
+    clf = np.array(joint.attribute_probabilities(emb)["article_type"], np.float32)
+    for i, loc in enumerate(located):
+        if loc.types is not None:
+            clf[i] = [loc.types[v] for v in vocab]
+    return {
+        "classifier": clf,
+        "thresholds": [loc.category_threshold for loc in located],
+        "alphas": [loc.category_alpha for loc in located],
+    }
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
 
@@ -170,7 +187,8 @@ def run(ctx: EvalContext) -> TaskResult:
     obj = np.stack([loc.object_inputs for loc in located])
     whole = np.stack([loc.whole_inputs for loc in located])
     e_o, e_w = shopper.tower_embed(joint, obj), shopper.tower_embed(joint, whole)
-    variants["served"] = (shopper.embed_located(joint, located)[0], obj)
+    served_emb, _, served_loc = shopper.encode(joint, located)
+    variants["served"] = (served_emb, obj)
     variants["whole_only"] = (e_w, whole)
     variants["object_only"] = (e_o, obj)
     untrained = ShopperModel(shopper.objectness, None, shopper.config)
@@ -181,7 +199,8 @@ def run(ctx: EvalContext) -> TaskResult:
     served_attrs = [shopper.rerank_attributes(loc) for loc in located]
     for name, (emb, feats) in variants.items():
         attrs = None if name == "today" else served_attrs
-        ranked = rank(joint, gallery, emb, feats, attributes=attrs)
+        step = category_step(joint, served_loc, emb) if name == "served" else {}
+        ranked = rank(joint, gallery, emb, feats, attributes=attrs, **step)
         m = _metrics(ranked, gallery, truth_rows, allowed)
         prefix = "" if name == "served" else f"{name}_"
         metrics.update({prefix + k: _r(v) for k, v in m.items()})
@@ -217,7 +236,8 @@ def _studio(ctx, joint, shopper, gallery, studio_x, row_of, encoder) -> dict[str
     located = []
     for s in range(0, len(images), 32):
         located.extend(shopper.locate(images[s : s + 32], encoder))
-    emb, obj = shopper.embed_located(joint, located)
+    emb, obj, located = shopper.encode(joint, located)
+    step = category_step(joint, located, emb)
     today_x = studio_x[kept]
     labels = [
         f"{gallery.types[r]}|{ctx.get_dataset().by_id[gallery.ids[r]].base_colour}" for r in kept
@@ -232,7 +252,8 @@ def _studio(ctx, joint, shopper, gallery, studio_x, row_of, encoder) -> dict[str
         ("today_studio_", (joint.embed_image_features(today_x), today_x)),
     ):
         attrs = [shopper.rerank_attributes(loc) for loc in located] if prefix == "studio_" else None
-        ranked = rank(joint, gallery, e, f, exclude=kept, attributes=attrs)
+        extra = step if prefix == "studio_" else {}
+        ranked = rank(joint, gallery, e, f, exclude=kept, attributes=attrs, **extra)
         p = np.mean(
             [np.mean([all_labels[j] == labels[i] for j in ranked.top[i]]) for i in range(len(kept))]
         )

@@ -135,3 +135,74 @@ def test_query_encoder_uses_the_located_object_and_drops_colour_off_studio() -> 
     assert loc2.source == "background" and set(dist2) == {"article_type", "base_colour"}
     _, dist3, loc3 = QueryEncoder(Joint()).embed_photo(Image.fromarray(arr))
     assert loc3 is None and set(dist3) == {"article_type", "base_colour"}  # no shopper model
+
+
+def test_uniform_dark_background_is_not_a_studio_shot() -> None:
+    arr = np.full((260, 300, 3), (90, 60, 40), np.uint8)  # a flat brown floor
+    arr[60:200, 150:250] = 230  # a light garment
+    model = ShopperModel(_darkness_head(), None)
+    assert not model.is_studio(Image.fromarray(arr))[0]
+    lenient = ShopperModel(_darkness_head(), None, {"studio_min_level": 0.0})
+    assert lenient.is_studio(Image.fromarray(arr))[0]  # the uniformity check alone passes it
+    assert model.is_studio(Image.open(SAMPLE / "10018.jpg").convert("RGB"))[0]
+
+
+def test_type_head_feeds_the_category_step_off_studio_and_round_trips(tmp_path: Path) -> None:
+    from engine.models.shopper import TypeHead
+
+    class Joint:
+        image_input_dim, dim = 1445, 16
+        attribute_vocab = {"article_type": ["Tshirts", "Jeans", "Caps"]}
+
+        def embed_image_features(self, x: np.ndarray) -> np.ndarray:
+            v = np.asarray(x[:, :16], np.float32) + 1e-3
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+        def attribute_probabilities(self, emb: np.ndarray) -> dict[str, np.ndarray]:
+            return {"article_type": np.tile([0.2, 0.2, 0.6], (len(emb), 1))}
+
+    torch.manual_seed(0)
+    tower = _Tower(1445, 32, 16).eval()
+    head = TypeHead(2 * 16 + 2 * 1445, 8, 3).eval()
+    with torch.no_grad():
+        head.net[-1].weight.zero_()
+        head.net[-1].bias.copy_(torch.tensor([5.0, 0.0, 0.0]))  # always "Tshirts"
+    config = {"type_weight": 0.5, "category_alpha": 0.8, "category_threshold": 0.3}
+    model = ShopperModel(_darkness_head(), tower, config, head)
+    rng = np.random.default_rng(0)
+    arr = np.clip(rng.normal(200, 30, (260, 300, 3)), 0, 255).astype(np.uint8)
+    arr[60:200, 150:250] = 20
+    studio = Image.open(SAMPLE / "10018.jpg").convert("RGB")
+    located = model.locate([Image.fromarray(arr), studio], FakeBackbone())
+    emb, obj, out = model.encode(Joint(), located)
+    assert emb.shape == (2, 16) and obj.shape == (2, 1445)
+    shopper_photo, studio_photo = out
+    assert studio_photo.types is None and studio_photo.category_alpha is None
+    assert shopper_photo.category_alpha == 0.8 and shopper_photo.category_threshold == 0.3
+    types = shopper_photo.types
+    assert types is not None and max(types, key=types.__getitem__) == "Tshirts"
+    assert abs(sum(types.values()) - 1.0) < 1e-4 and types["Caps"] > types["Jeans"]  # mixed
+    loaded = ShopperModel.load(model.save(tmp_path / "shopper.pt"))
+    assert loaded.type_head is not None and loaded.fits(Joint())
+    again = loaded.encode(Joint(), located)[2][0].types
+    assert again is not None and abs(again["Tshirts"] - types["Tshirts"]) < 1e-2
+    Joint.attribute_vocab = {"article_type": ["Tshirts", "Jeans"]}
+    assert not loaded.fits(Joint())  # the head's types are not this model's
+
+
+def test_a_weak_map_falls_back_to_its_strongest_cells() -> None:
+    head = _darkness_head()
+    with torch.no_grad():
+        head.linear.bias.fill_(-19.3)  # the garment's cells reach ~0.3, under the threshold
+    rng = np.random.default_rng(0)
+    arr = np.clip(rng.normal(200, 30, (260, 300, 3)), 0, 255).astype(np.uint8)
+    arr[60:200, 150:250] = 20
+    photo = Image.fromarray(arr)
+    assert (
+        ShopperModel(head, None, {"threshold": 0.6}).locate([photo], FakeBackbone())[0].source
+        == "full"
+    )
+    loc = ShopperModel(head, None, {"threshold": 0.6, "fallback_ratio": 0.8}).locate(
+        [photo], FakeBackbone()
+    )[0]
+    assert loc.source == "objectness" and loc.box[0] >= 100 and loc.box[2] <= 300

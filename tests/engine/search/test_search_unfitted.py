@@ -113,3 +113,21 @@ def test_a_fitted_bundles_category_weight_is_used() -> None:
     assert res.category.label == "Shirts"  # the fake classifier's top label; the vote is ignored
     fused = {k: v for k, v in res.category.fused.items() if v > 0}
     assert fused == res.category.classifier
+
+
+def test_a_shopper_photos_type_head_is_the_classifier_side() -> None:
+    from types import SimpleNamespace
+
+    be = FakeBackend()
+    be.on_search = lambda body, kw: response(*_neighbours())
+    svc = _service(be, fitted=True)
+    photo = SimpleNamespace(
+        types={"Kurta": 0.9, "Saree": 0.1}, category_alpha=1.0, category_threshold=0.5
+    )
+    pred, _ = svc._image.predict_category(np.ones(4, np.float32), photo=photo)
+    assert pred.label == "Kurta" and pred.restrict  # its own alpha (1: the head alone)
+    assert pred.classifier == {"Kurta": 0.9, "Saree": 0.1}  # and threshold (0.99 otherwise)
+    plain, _ = svc._image.predict_category(np.ones(4, np.float32))
+    assert plain.label == "Saree" and not plain.restrict
+    studio = SimpleNamespace(types=None, category_alpha=None, category_threshold=None)
+    assert svc._image.predict_category(np.ones(4, np.float32), photo=studio)[0] == plain
