@@ -232,6 +232,8 @@ def fit_looks(
         "train_pairs": int(len(data.pairs)),
         "epochs": epochs,
         "best_epoch": info["best_epoch"],
+        "look_rule": model.config.get("look_rule"),
+        "look_rules_val_auc": info.get("look_rules_val_auc", {}),
         "test": test,
     }
 

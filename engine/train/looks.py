@@ -52,6 +52,7 @@ from engine.looks.slots import look_slot
 from engine.settings import DEFAULT_SHARED_DATA, PROJECT_ROOT
 from engine.train.datagen.looks_mining import MiningStats, build_looks, split_looks
 from engine.train.looks_benchmark import CoCategoryBaseline, run_benchmark, slot_pools
+from engine.train.looks_scoring import calibrate, choose_look_rule, reference_items
 from engine.train.looks_vectors import ItemVectors, compute_item_vectors
 
 logger = logging.getLogger(__name__)
@@ -225,46 +226,6 @@ def _step_loss(
     return torch.stack(losses).sum() / len(batch)
 
 
-def calibrate(
-    model: CompatModel, data: TrainData, n: int = 2000, seed: int = 0
-) -> list[list[float]]:
-    """Per slot pair: mean and std of raw scores of random training-item pairs."""
-    from engine.looks.compat import PAIRS
-
-    rng = np.random.default_rng(seed)
-    slots = {i: s for s, i in SLOT_INDEX.items()}
-    table = [[0.0, 1.0] for _ in PAIRS]
-    joint = data.vectors.joint
-    for k, (a, b) in enumerate(PAIRS):
-        pa, pb = data.neg_pools.get(a), data.neg_pools.get(b)
-        if pa is None or pb is None or len(pa) == 0 or len(pb) == 0:
-            continue
-        xa = joint[pa[rng.integers(0, len(pa), n)]]
-        xb = joint[pb[rng.integers(0, len(pb), n)]]
-        ea = model.pair_embeddings(xa, slots[a], slots[b])
-        eb = model.pair_embeddings(xb, slots[b], slots[a])
-        raw = (ea * eb).sum(axis=1)
-        table[k] = [round(float(raw.mean()), 6), round(float(raw.std()), 6)]
-    return table
-
-
-N_REFERENCES = 256  # reference items per slot for the item-calibrated look score
-
-
-def reference_items(data: TrainData, n: int = N_REFERENCES, seed: int = 0) -> dict[str, np.ndarray]:
-    """Per slot, the joint vectors of up to ``n`` training-split items (fixed by ``seed``): the
-    references :meth:`CompatModel.look_score` standardises each item's scores against."""
-    rng = np.random.default_rng(seed + 17)
-    names = {i: s for s, i in SLOT_INDEX.items()}
-    out: dict[str, np.ndarray] = {}
-    for idx, rows in sorted(data.neg_pools.items()):
-        if len(rows) < 2:
-            continue
-        pick = rng.choice(rows, size=min(n, len(rows)), replace=False)
-        out[names[int(idx)]] = data.vectors.joint[np.sort(pick)].astype(np.float32)
-    return out
-
-
 def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str, Any]]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -353,7 +314,8 @@ def train(data: TrainData, cfg: LooksTrainConfig) -> tuple[CompatModel, dict[str
     net.load_state_dict(best[1])
     model = CompatModel(net.eval(), {**config, "trained_epochs": best[2], "calibration": best[3]})
     model.set_references(references)
-    return model, {"history": history, "best_epoch": best[2]}
+    rules = choose_look_rule(model, data, seed=cfg.seed)
+    return model, {"history": history, "best_epoch": best[2], "look_rules_val_auc": rules}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,12 +364,15 @@ def _store_references(args: argparse.Namespace, data: TrainData) -> int:
     model = CompatModel.load(args.out)
     before = measure_looks(model, data, seed=args.seed, limit=args.eval_limit)
     model.set_references(reference_items(data, seed=args.seed))
+    rules = choose_look_rule(model, data, seed=args.seed)
     test = measure_looks(model, data, seed=args.seed, limit=args.eval_limit)
     path = model.save(args.out)
     report = json.loads(args.report.read_text()) if args.report.is_file() else {}
     report.update(
         test=test,
         test_without_references=before,
+        look_rules_val_auc=rules,
+        look_rule=model.config.get("look_rule"),
         checkpoint=str(path),
         checkpoint_bytes=path.stat().st_size,
     )
