@@ -227,26 +227,6 @@ def numpy_control(queries, db, exact, model: JointModel, shortlists, seed: int) 
     return out
 
 
-def measured_bytes(files: dict[str, int], n: int) -> dict[str, float]:
-    """Bytes per vector of the vector files: ``hnsw_float`` / ``hnsw_binary`` (``.vec`` vectors,
-    ``.vex`` graph) and ``doc_values`` (``.dvd``: the k-NN copy the ``knn_score`` re-rank reads)."""
-    out: dict[str, float] = {}
-    for name, size in files.items():
-        fmt, _, ext = name.rpartition(".")
-        if fmt.startswith("Lucene99HnswVectorsFormat") and ext in ("vec", "vex"):
-            key = f"hnsw_{ext}"
-        elif fmt.startswith("KNN990HnswBinaryVectorsFormat") and ext in ("vec", "vex"):
-            key = f"binary_{ext}"
-        elif ext == "dvd":
-            key = "doc_values"
-        elif ext == "fdt":
-            key = "stored_source"
-        else:
-            continue
-        out[key] = out.get(key, 0.0) + size / n
-    return {k: round(v, 1) for k, v in sorted(out.items())}
-
-
 def run_size(backend, model, base, held, scale, n: int, args) -> dict[str, Any]:
     logger.info("N=%d: generating vectors", n)
     db = S.perturb(base, n, args.noise, scale, seed=args.seed + 1)
@@ -281,7 +261,7 @@ def run_size(backend, model, base, held, scale, n: int, args) -> dict[str, Any]:
             v["index_time"] = build(backend, index, variant, vec, codes, args.chunk)
             v["memory"] = node_memory(backend, index)
             v["memory"]["store_bytes_per_vector"] = v["memory"]["store_bytes"] / n
-            v["memory"]["vector_bytes_per_vector"] = measured_bytes(v["memory"]["files"], n)
+            v["memory"]["vector_bytes_per_vector"] = S.measured_bytes(v["memory"]["files"], n)
             runs = (
                 [("", 0)]
                 if variant != "binary"
@@ -362,8 +342,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the indices")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--project-from", type=Path, default=None, help="print the projection of a saved report"
+    )
+    parser.add_argument("--ram-gb", type=float, default=64.0, help="per node, for the projection")
+    parser.add_argument("--replicas", type=int, default=1, help="for the projection")
     args = parser.parse_args(argv)
     setup_logging(args)
+    if args.project_from is not None:
+        saved = json.loads(args.project_from.read_text())["sizes"][-1]
+        node = S.NodeSpec(ram_gb=args.ram_gb)
+        rows = S.projections(saved, node=node, replicas=args.replicas, fractions=args.fractions)
+        print(json.dumps({"from_n": saved["n"], "node": vars(node), "rows": rows}, indent=2))
+        return 0
     settings = load_settings()
     ms = settings.models
     model = JointModel.load(ms.joint_path, ms.device, num_threads=ms.num_threads)

@@ -219,3 +219,74 @@ def project(
         "hot_gb_per_node": hot_total / nodes / 2**30,
         "disk_gb_total": disk_total / 2**30,
     }
+
+
+def measured_bytes(files: dict[str, int], n: int) -> dict[str, float]:
+    """Bytes per vector of the vector files: ``hnsw_float`` / ``hnsw_binary`` (``.vec`` vectors,
+    ``.vex`` graph) and ``doc_values`` (``.dvd``: the k-NN copy the ``knn_score`` re-rank reads)."""
+    out: dict[str, float] = {}
+    for name, size in files.items():
+        fmt, _, ext = name.rpartition(".")
+        if fmt.startswith("Lucene99HnswVectorsFormat") and ext in ("vec", "vex"):
+            key = f"hnsw_{ext}"
+        elif fmt.startswith("KNN990HnswBinaryVectorsFormat") and ext in ("vec", "vex"):
+            key = f"binary_{ext}"
+        elif ext == "dvd":
+            key = "doc_values"
+        elif ext == "fdt":
+            key = "stored_source"
+        else:
+            continue
+        out[key] = out.get(key, 0.0) + size / n
+    return {k: round(v, 1) for k, v in sorted(out.items())}
+
+
+def hot_bytes(variants: dict[str, dict]) -> dict[str, float]:
+    """Bytes per vector a query must find in memory, from each variant's measured file bytes:
+    HNSW vectors + graph of the searched field; for ``binary`` twice: re-rank floats read from
+    disk (``binary_ssd_rerank``: codes + graph only) or kept in memory (``binary_ram_rerank``:
+    + the doc-value floats the ``knn_score`` re-rank reads)."""
+    out: dict[str, float] = {}
+    for name, v in variants.items():
+        b = v["memory"]["vector_bytes_per_vector"]
+        if name == "binary":
+            codes = b.get("binary_vec", 0.0) + b.get("binary_vex", 0.0)
+            out["binary_ssd_rerank"] = codes
+            out["binary_ram_rerank"] = codes + b.get("doc_values", 0.0)
+        else:
+            out[name] = b.get("hnsw_vec", 0.0) + b.get("hnsw_vex", 0.0)
+    return out
+
+
+def projections(
+    size_result: dict,
+    *,
+    targets: Sequence[int] = (10_000_000, 100_000_000),
+    node: NodeSpec = NodeSpec(),
+    replicas: int = 1,
+    fractions: Sequence[float] = (0.01, 0.02),
+    max_shard_docs: int = 5_000_000,
+    k_limit: int = 10_000,
+) -> list[dict]:
+    """:func:`project` for every variant of one measured size and every target size. Binary
+    shards hold at most ``k_limit / fraction`` documents (a shard's coarse k-NN returns at most
+    ``k_limit`` codes, and the shortlist is that fraction of the shard); the re-rank reads
+    ``shortlist`` floats per query in all."""
+    hot = hot_bytes(size_result["variants"])
+    rows = []
+    for name, b in hot.items():
+        variant = "binary" if name.startswith("binary") else name
+        disk = size_result["variants"][variant]["memory"]["store_bytes_per_vector"]
+        shard_limits = (
+            [(f"@{f:g}", min(max_shard_docs, int(k_limit / f))) for f in fractions]
+            if variant == "binary"
+            else [("", max_shard_docs)]
+        )
+        for tag, limit in shard_limits:
+            for n in targets:
+                p = project(n, b, disk, replicas=replicas, node=node, max_shard_docs=limit)
+                row: dict = {"variant": name + tag, "hot_B_per_vec": round(b, 1), **p}
+                if tag:
+                    row["rerank_floats_per_query"] = int(float(tag[1:]) * n)
+                rows.append(row)
+    return rows

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evaluation import scale_math as S
-from evaluation.bench_scale import mapping, measured_bytes, theory_bytes
+from evaluation.bench_scale import mapping, theory_bytes
 
 
 def _unit(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
@@ -117,10 +117,31 @@ def test_mappings_and_byte_accounting() -> None:
         "fdt": 10,
         "tim": 5,
     }
-    got = measured_bytes(files, 2)
+    got = S.measured_bytes(files, 2)
     assert got == {
         "binary_vex": 50.0,
         "doc_values": 1000.0,
         "hnsw_vec": 1024.0,
         "stored_source": 5.0,
     }
+
+
+def test_hot_bytes_and_projections() -> None:
+    def variant(b: dict[str, float]) -> dict:
+        return {"memory": {"vector_bytes_per_vector": b, "store_bytes_per_vector": 6000.0}}
+
+    result = {
+        "variants": {
+            "float": variant({"hnsw_vec": 1024.0, "hnsw_vex": 40.0, "doc_values": 1026.0}),
+            "binary": variant(
+                {"binary_vec": 32.0, "binary_vex": 48.0, "doc_values": 1058.0, "hnsw_vec": 1024.0}
+            ),
+        }
+    }
+    hot = S.hot_bytes(result["variants"])
+    assert hot == {"float": 1064.0, "binary_ssd_rerank": 80.0, "binary_ram_rerank": 1138.0}
+    rows = S.projections(result, targets=(10_000_000,), fractions=(0.02,), k_limit=10_000)
+    by = {r["variant"]: r for r in rows}
+    assert by["float"]["primaries"] == 2  # 5M docs per shard
+    assert by["binary_ssd_rerank@0.02"]["primaries"] == 20  # 10,000 / 2% = 500k per shard
+    assert by["binary_ssd_rerank@0.02"]["rerank_floats_per_query"] == 200_000
