@@ -137,7 +137,9 @@ def coarse_rerank_top_k(
     chunk: int = 4,
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per shortlist size ``s``: the exact-Hamming top ``s`` codes of each query re-ranked by
-    exact cosine, as (re-ranked top-k, Hamming-only top-k) indices (ties: lower index first).
+    exact cosine, as (re-ranked top-k, Hamming-only top-k) indices (ties in Hamming distance
+    at the largest shortlist's boundary fall as ``argpartition`` leaves them; inside, lower index
+    first).
     Hamming distances are computed once per query chunk (small (chunk, N, bytes) XOR at 1M)."""
     sizes = sorted({min(int(s), len(db)) for s in shortlists})
     out = {
