@@ -150,6 +150,7 @@ class CompatModel:
         self.config = dict(config or {})
         self._references: dict[str, np.ndarray] = {}
         self._ref_embeddings: dict[tuple[str, str], np.ndarray] = {}
+        self._projections: dict[int, np.ndarray] = {}
 
     @property
     def dim(self) -> int:
@@ -243,6 +244,13 @@ class CompatModel:
         self._references = refs
         self._ref_embeddings: dict[tuple[str, str], np.ndarray] = {}
 
+    def _pair_projection(self, slot: str, other_slot: str) -> np.ndarray:
+        """(space, pair_dim) projection of the {slot, other_slot} subspace (cached)."""
+        pidx = pair_index(SLOT_INDEX[slot], SLOT_INDEX[other_slot])
+        if pidx not in self._projections:
+            self._projections[pidx] = self.net.pair_proj[pidx].detach().cpu().float().numpy()
+        return self._projections[pidx]
+
     def _reference_embeddings(self, slot: str, other_slot: str) -> np.ndarray:
         """The reference items of ``slot`` in the {slot, other_slot} subspace (cached)."""
         key = (slot, other_slot)
@@ -260,14 +268,18 @@ class CompatModel:
         with anything (a plain black top) no longer lifts every look it is in."""
         vecs = np.asarray(vectors, dtype=np.float32)
         n = len(slots)
+        with torch.inference_mode():
+            g = self.net.general_embed(self._vec(vecs), self._slots(list(slots), n)).cpu().numpy()
         z = np.zeros((n, n), dtype=np.float64)
         for a in range(n):
             for b in range(n):
                 if a == b:
                     continue
                 ref = self._reference_embeddings(slots[b], slots[a])
-                mine = self.pair_embeddings(vecs[a], slots[a], slots[b])[0]
-                other = self.pair_embeddings(vecs[b], slots[b], slots[a])[0]
+                proj = self._pair_projection(slots[a], slots[b])
+                mine, other = g[a] @ proj, g[b] @ proj
+                mine /= max(float(np.linalg.norm(mine)), 1e-12)
+                other /= max(float(np.linalg.norm(other)), 1e-12)
                 base = ref @ mine
                 z[a, b] = (float(other @ mine) - base.mean()) / max(float(base.std()), 1e-6)
         return z
