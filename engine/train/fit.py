@@ -79,7 +79,7 @@ def _peak_rss_mb() -> float:
 
 
 LOOKS_SECONDS_PER_PAIR = 4e-4  # compatibility training cost per pair and epoch (2-core CPU)
-HEAD_WEIGHTS = (0.3, 0.5, 0.7, 1.0)
+HEAD_WEIGHTS = (0.3, 0.5, 0.7, 0.85, 1.0)
 CATEGORY_ALPHAS = (0.3, 0.5, 0.7, 0.85, 1.0)  # classifier weight in the category fusion
 
 
@@ -105,6 +105,28 @@ def _choose_head_weight(
     return best
 
 
+def _labelled(data: Any, rows: np.ndarray, attribute: str) -> list[int]:
+    """The photo rows among ``rows`` whose item has a label for ``attribute``."""
+    if attribute not in data.vocab:
+        return []
+    labels = data.labels[attribute]
+    return [int(r) for r in rows if labels[data.image_rows[r]] >= 0]
+
+
+def _fit_photo_head(
+    model: JointModel, data: Any, rows: list[int], attribute: str, key: str, cfg: FitConfig
+) -> None:
+    """Train the ``attribute`` head over photo inputs of ``rows`` and put it on ``model``."""
+    from engine.train.colour import ColourConfig, train_head
+
+    labels = data.labels[attribute]
+    ccfg = ColourConfig(seed=cfg.seed, epochs=cfg.colour_epochs, threads=cfg.threads)
+    x = np.concatenate([data.image[rows]] * ccfg.big_repeat).astype(np.float32)
+    y = np.concatenate([labels[data.image_rows[rows]]] * ccfg.big_repeat).astype(np.int64)
+    setattr(model, f"{key}_head", train_head(model, x, y, ccfg, attribute))
+    model.config = dict(model.config, **{f"{key}_hidden": ccfg.hidden})
+
+
 def fit_joint(
     products: list[Product],
     files: dict[str, Path],
@@ -113,7 +135,6 @@ def fit_joint(
     cfg: FitConfig,
     deadline: float | None,
 ) -> tuple[JointModel, dict[str, Any], Any]:
-    from engine.train.colour import ColourConfig, train_head
     from engine.train.joint import TrainConfig, is_val_id, prepare_products, test_metrics, train
 
     tcfg = TrainConfig(seed=cfg.seed, epochs=cfg.joint_epochs, num_threads=cfg.threads)
@@ -132,21 +153,15 @@ def fit_joint(
     pids = [data.products[data.image_rows[r]].id for r in photo]
     train_rows = photo[[not is_test_id(i) and not is_val_id(i) for i in pids]]
     val_rows = photo[[is_val_id(i) for i in pids]]
+    heads: list[tuple[str, str]] = []
     for attribute, key in (("base_colour", "colour"), ("article_type", "type")):
-        if attribute not in data.vocab:
-            continue
-        labels = data.labels[attribute]
-        rows = [r for r in train_rows if labels[data.image_rows[r]] >= 0]
+        rows = _labelled(data, train_rows, attribute)
         if not rows:
             continue
-        ccfg = ColourConfig(seed=cfg.seed, epochs=cfg.colour_epochs, threads=cfg.threads)
-        x = np.concatenate([data.image[rows]] * ccfg.big_repeat).astype(np.float32)
-        y = np.concatenate([labels[data.image_rows[rows]]] * ccfg.big_repeat).astype(np.int64)
-        head = train_head(model, x, y, ccfg, attribute)
-        setattr(model, f"{key}_head", head)
-        model.config = dict(model.config, **{f"{key}_hidden": ccfg.hidden})
+        _fit_photo_head(model, data, rows, attribute, key, cfg)
         weight = _choose_head_weight(model, data, val_rows, attribute, f"{key}_head_weight")
         report[f"{key}_head"] = {"train_rows": len(rows), "weight": weight}
+        heads.append((attribute, key))
     photo_rows = np.flatnonzero(data.image_source == 0)
     photo_products = [data.products[data.image_rows[r]] for r in photo_rows]
     # the category fusion weight (classifier vs k-NN vote), chosen on validation photos against
@@ -164,6 +179,12 @@ def fit_joint(
     model.config["category_alpha"] = best_alpha
     logger.info("category fusion weight %.2f (validation top-1 %.4f)", best_alpha, best_acc)
     report["category_alpha"] = best_alpha
+    # with the weights chosen, the photo heads are refitted on training + validation photos
+    # (more labelled photos, the rare types above all); test photos are never used
+    for attribute, key in heads:
+        rows = _labelled(data, np.concatenate([train_rows, val_rows]), attribute)
+        _fit_photo_head(model, data, rows, attribute, key, cfg)
+        report[f"{key}_head"]["refit_rows"] = len(rows)
     report["test"] = test_metrics(model, data)
     is_train = np.asarray([not is_test_id(p.id) for p in photo_products])
     report["test"].update(
