@@ -101,7 +101,7 @@ def _choose_head_weight(
         if acc > best_acc + 1e-9:
             best, best_acc = w, acc
     model.config[key] = best
-    logger.info("%s: photo head weight %.1f (validation top-1 %.4f)", attribute, best, best_acc)
+    logger.info("%s: photo head weight %.2f (validation top-1 %.4f)", attribute, best, best_acc)
     return best
 
 
