@@ -34,7 +34,12 @@ from torch import nn
 from engine.bundle import DEFAULT_BUNDLE
 from engine.errors import InvalidInput
 from engine.looks.slots import SLOTS
-from engine.models.checkpoints import CheckpointKind, load_weights, read_checkpoint
+from engine.models.checkpoints import (
+    CheckpointKind,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -354,10 +359,7 @@ class CompatModel:
         return state
 
     def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state(), path)
-        return path
+        return save_checkpoint(self.state(), path)
 
     @classmethod
     def load(cls, path: Path | None = None, device: str = "cpu") -> CompatModel:

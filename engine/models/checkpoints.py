@@ -12,6 +12,7 @@ atomic write those derived files use (:mod:`engine.files`).
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "module_digest",
     "read_checkpoint",
     "resolve_checkpoint",
+    "save_checkpoint",
 ]
 
 
@@ -99,3 +101,13 @@ def load_weights(net: nn.Module, weights: dict[str, Any], ckpt: Path, kind: Chec
         raise ModelUnavailable(
             kind.mismatch.format(ckpt=ckpt, format=kind.format, exc=exc)
         ) from exc
+
+
+def save_checkpoint(state: dict[str, Any], path: Path | str) -> Path:
+    """Write a checkpoint dict (``torch.save``) to ``path`` atomically: a reader, or a node
+    ingesting with the bundle, sees the previous file or the new one, never half of it."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    path = Path(path)
+    atomic_write_bytes(path, buf.getvalue())
+    return path

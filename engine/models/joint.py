@@ -25,7 +25,7 @@ from torch import nn
 from engine.catalog import Product
 from engine.errors import InvalidInput, ModelUnavailable
 from engine.models.binary import BinaryCoder
-from engine.models.checkpoints import load_weights, read_checkpoint
+from engine.models.checkpoints import load_weights, read_checkpoint, save_checkpoint
 from engine.models.encoders import (
     TEXT_FEATURE_DIM,
     ImageEncoder,
@@ -419,10 +419,7 @@ class JointModel:
         }
 
     def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state(), path)
-        return path
+        return save_checkpoint(self.state(), path)
 
     @classmethod
     def load(

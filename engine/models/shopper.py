@@ -43,7 +43,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from engine.models.checkpoints import CheckpointKind, load_weights, read_checkpoint
+from engine.models.checkpoints import (
+    CheckpointKind,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
 from engine.models.colour import colour_features
 from engine.models.crop import CropResult, border_colour, find_main_object, pad_to_square
 from engine.models.encoders import IMAGE_FEATURE_DIM
@@ -419,10 +424,7 @@ class ShopperModel:
         }
 
     def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state(), path)
-        return path
+        return save_checkpoint(self.state(), path)
 
     @classmethod
     def load(cls, path: Path | None) -> ShopperModel:

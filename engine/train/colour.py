@@ -57,6 +57,8 @@ class ColourConfig:
     big_repeat: int = 3
     head_weight: float = 0.5  # photos' colour = w * colour head + (1 - w) * attribute head
     threads: int | None = 2
+    members: int = 1  # heads trained with seeds seed, seed+1, ...; merged into one (logit mean)
+    one_cycle: bool = False  # one-cycle learning rate (peak 3 x lr) instead of a constant one
 
 
 def _split_rows(ids: list[str], keep: Callable[[str], bool]) -> np.ndarray:
@@ -71,8 +73,48 @@ def train_head(
     cfg: ColourConfig,
     attribute: str = "base_colour",
 ) -> ColourHead:
-    """A head over photo inputs for ``attribute`` (labels ``y`` index its vocabulary)."""
-    torch.manual_seed(cfg.seed)
+    """A head over photo inputs for ``attribute`` (labels ``y`` index its vocabulary); with
+    ``cfg.members`` > 1, that many heads of different seeds merged by :func:`merge_heads`."""
+    heads = [
+        _train_one(model, x, y, cfg, attribute, cfg.seed + m) for m in range(max(1, cfg.members))
+    ]
+    return heads[0] if len(heads) == 1 else merge_heads(heads)
+
+
+def merge_heads(heads: list[ColourHead]) -> ColourHead:
+    """One head whose logits are the mean of ``heads``' logits (same inputs, same classes).
+
+    The members' hidden layers are stacked side by side and their output layers averaged, so
+    the ensemble is an ordinary :class:`ColourHead` of ``sum(hidden)`` units: the checkpoint
+    format and the serving code are unchanged, and it costs one wider matrix product.
+    """
+    first = heads[0]
+    in_dim, n_out = first.net[0].in_features, first.net[-1].out_features
+    if any(h.net[0].in_features != in_dim or h.net[-1].out_features != n_out for h in heads):
+        raise ValueError("heads to merge must share their input size and classes")
+    hidden = sum(h.net[0].out_features for h in heads)
+    merged = ColourHead(in_dim, n_out, hidden=hidden)
+    with torch.no_grad():
+        merged.mean.copy_(first.mean)
+        merged.std.copy_(first.std)
+        merged.net[0].weight.copy_(torch.cat([h.net[0].weight for h in heads], dim=0))
+        merged.net[0].bias.copy_(torch.cat([h.net[0].bias for h in heads]))
+        merged.net[-1].weight.copy_(
+            torch.cat([h.net[-1].weight for h in heads], dim=1) / len(heads)
+        )
+        merged.net[-1].bias.copy_(torch.stack([h.net[-1].bias for h in heads]).mean(dim=0))
+    return merged.eval()
+
+
+def _train_one(
+    model: JointModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: ColourConfig,
+    attribute: str,
+    seed: int,
+) -> ColourHead:
+    torch.manual_seed(seed)
     config = dict(model.config, colour_hidden=cfg.hidden, type_hidden=cfg.hidden)
     head = build_colour_head(config, model.attribute_vocab, attribute)
     mean = x.mean(axis=0)
@@ -82,6 +124,14 @@ def train_head(
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     noise = torch.from_numpy(std)
+    total_steps = cfg.epochs * ((len(yt) + cfg.batch_size - 1) // cfg.batch_size)
+    sched = (  # a warm-up needs a few steps: tiny runs keep the constant rate
+        torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=3 * cfg.lr, total_steps=total_steps, pct_start=0.1
+        )
+        if cfg.one_cycle and total_steps >= 20
+        else None
+    )
     for epoch in range(cfg.epochs):
         head.train()
         perm = torch.randperm(len(yt))
@@ -95,8 +145,10 @@ def train_head(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             total += loss.item() * len(b)
-        logger.info("colour head epoch %d: loss %.4f", epoch + 1, total / len(perm))
+        logger.info("%s head epoch %d: loss %.4f", attribute, epoch + 1, total / len(perm))
     return head.eval()
 
 

@@ -61,6 +61,7 @@ class FitConfig:
     minutes: float | None = 20.0
     joint_epochs: int = 25
     colour_epochs: int = 20
+    head_members: int = 3  # photo heads refitted as this many seeds, merged (logit mean)
     looks_epochs: int = 16  # cut to what fits the --minutes budget
     threads: int = 2
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -114,17 +115,31 @@ def _labelled(data: Any, rows: np.ndarray, attribute: str) -> list[int]:
 
 
 def _fit_photo_head(
-    model: JointModel, data: Any, rows: list[int], attribute: str, key: str, cfg: FitConfig
+    model: JointModel,
+    data: Any,
+    rows: list[int],
+    attribute: str,
+    key: str,
+    cfg: FitConfig,
+    members: int = 1,
 ) -> None:
-    """Train the ``attribute`` head over photo inputs of ``rows`` and put it on ``model``."""
+    """Train the ``attribute`` head over photo inputs of ``rows`` and put it on ``model``
+    (``members`` seeds merged into one head; one-cycle learning rate)."""
     from engine.train.colour import ColourConfig, train_head
 
     labels = data.labels[attribute]
-    ccfg = ColourConfig(seed=cfg.seed, epochs=cfg.colour_epochs, threads=cfg.threads)
+    ccfg = ColourConfig(
+        seed=cfg.seed,
+        epochs=cfg.colour_epochs,
+        threads=cfg.threads,
+        members=members,
+        one_cycle=True,
+    )
     x = np.concatenate([data.image[rows]] * ccfg.big_repeat).astype(np.float32)
     y = np.concatenate([labels[data.image_rows[rows]]] * ccfg.big_repeat).astype(np.int64)
-    setattr(model, f"{key}_head", train_head(model, x, y, ccfg, attribute))
-    model.config = dict(model.config, **{f"{key}_hidden": ccfg.hidden})
+    head = train_head(model, x, y, ccfg, attribute)
+    setattr(model, f"{key}_head", head)
+    model.config = dict(model.config, **{f"{key}_hidden": head.net[0].out_features})
 
 
 def fit_joint(
@@ -180,11 +195,14 @@ def fit_joint(
     logger.info("category fusion weight %.2f (validation top-1 %.4f)", best_alpha, best_acc)
     report["category_alpha"] = best_alpha
     # with the weights chosen, the photo heads are refitted on training + validation photos
-    # (more labelled photos, the rare types above all); test photos are never used
+    # (more labelled photos, the rare types above all), as an ensemble of ``head_members``
+    # seeds merged into one head (Mango validation photos, type top-1 of a head trained on the
+    # training photos: one head 0.808 at a constant rate, 0.811 one-cycle, three merged 0.820);
+    # test photos are never used
     for attribute, key in heads:
         rows = _labelled(data, np.concatenate([train_rows, val_rows]), attribute)
-        _fit_photo_head(model, data, rows, attribute, key, cfg)
-        report[f"{key}_head"]["refit_rows"] = len(rows)
+        _fit_photo_head(model, data, rows, attribute, key, cfg, members=cfg.head_members)
+        report[f"{key}_head"].update(refit_rows=len(rows), members=cfg.head_members)
     report["test"] = test_metrics(model, data)
     is_train = np.asarray([not is_test_id(p.id) for p in photo_products])
     report["test"].update(

@@ -23,7 +23,7 @@ LABEL_FIELDS: tuple[str, ...] = (
     "season",
     "colour1",
 )
-MIN_VALUE_COUNT = 5  # as engine.train.joint: a label needs this many examples
+MIN_VALUE_COUNT = 5  # a label space needs two values with this many examples
 MAX_LABELS = 300  # more distinct values than this is an identifier, not a label space
 MIN_LABELLED_SHARE = 0.1  # attributes present on fewer products are skipped
 

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from engine.catalog import Product, is_test_id, load_catalog
 from engine.cli import CommandParser, setup_logging
+from engine.models.checkpoints import save_checkpoint
 from engine.models.encoders import TextEncoder, apply_num_threads
 from engine.models.static_text import (
     DEFAULT_CACHE_DIR as TABLE_CACHE_DIR,
@@ -240,8 +241,7 @@ def save(net: StaticTextNet, digest: str, cfg: StaticTextConfig, path: Path) -> 
         "config": asdict(cfg),
         "weights": net.shipped_state(),
     }
-    torch.save(state, path)
-    return path
+    return save_checkpoint(state, path)
 
 
 def _speed(encoder: StaticTextEncoder, texts: list[str]) -> float:
