@@ -34,8 +34,11 @@ def _source_name(prefix: str, source: Path) -> str:
     return f"{prefix}_{FEATURE_VERSION}_{digest}.npz"
 
 
-def image_cache_path(images_dir: Path, cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
-    return Path(cache_dir) / _source_name("img224", images_dir)
+def image_cache_path(
+    images_dir: Path, cache_dir: Path = DEFAULT_CACHE_DIR, tag: str = "img224"
+) -> Path:
+    """The feature cache of a photo folder (``tag`` names the encoder resolution)."""
+    return Path(cache_dir) / _source_name(tag, images_dir)
 
 
 def _compute_into(
@@ -104,12 +107,14 @@ def cached_image_files(
     *,
     cache_dir: Path = DEFAULT_CACHE_DIR,
     chunk: int = 256,
+    tag: str = "img224",
 ) -> tuple[list[str], np.ndarray]:
     """Image inputs of any catalog's photos: ``files`` maps item id -> image file (usually
-    under ``images_dir``, which names the cache). Items whose file is missing or does not
-    decode are left out (logged); returns (ids, (N, D) array) in ``files`` order."""
+    under ``images_dir``, which names the cache with ``tag``: give the encoder resolution when
+    it is not 224). Items whose file is missing or does not decode are left out (logged);
+    returns (ids, (N, D) array) in ``files`` order."""
     images_dir = Path(images_dir)
-    cache = FeatureCache(image_cache_path(images_dir, cache_dir), IMAGE_INPUT_DIM)
+    cache = FeatureCache(image_cache_path(images_dir, cache_dir, tag), IMAGE_INPUT_DIM)
 
     def key(path: Path) -> str:
         try:
