@@ -7,9 +7,9 @@ The image backbone (EfficientNet-Lite0) costs most of ingest's CPU and its cost 
 square of the input side. For each size this measures, on one catalog:
 
 * **speed**: CPU milliseconds per image of the backbone alone and of the whole image input
-  (decode, main-object crop, colour descriptor, backbone), batch 32, ``--threads`` threads
-  (ONNX Runtime when it is available and equivalent, as ingest runs it), median of
-  ``--repeats``; and the ceiling that sets on ``--cores`` cores;
+  (decode, main-object crop, colour descriptor, backbone), batch 32, one thread (ONNX Runtime
+  when it is available and equivalent, as ingest runs it), median of ``--repeats``; and the
+  ceiling that sets on ``--cores`` cores;
 * **quality, on the validation slice of the training split** (``is_val_id``; test items are
   never read): type and colour top-1 of a photo head trained on the training photos with the
   recipe of ``engine fit`` (:func:`engine.train.colour.train_head`), and image -> image
@@ -126,7 +126,10 @@ def measure_size(
             threads=threads,
         )
 
-    backbone = factory()
+    # timed on one thread (CPU ms per image); the feature pass then uses ``threads``
+    backbone = accelerate_image(
+        ImageEncoder("cpu", num_threads=1, image_size=size, batch_size=32), threads=1
+    )
     sample = [load_image_file(files[p.id]) for p in products[:32]]
     crops = [crop_and_colour(img)[0] for img in sample]
     backbone_ms = _time_per_image(lambda: backbone.features(crops), len(crops), repeats)  # type: ignore[attr-defined]
@@ -175,7 +178,11 @@ def measure_size(
 
 
 def _fmt(v: Any) -> str:
-    return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1 else f"{v:.1f}"
+    return str(v)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mapping", default=None, help="mapping file or preset (default ours)")
     parser.add_argument("--images", type=Path, required=True, help="folder with the photos")
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 192, 160])
-    parser.add_argument("--threads", type=int, default=1, help="backbone threads (timing, fit)")
+    parser.add_argument("--threads", type=int, default=2, help="threads of the feature pass")
     parser.add_argument("--cores", type=int, default=2, help="cores for the ceiling column")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tolerance", type=float, default=0.01, help="1 point = 0.01")
@@ -237,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "catalog": str(args.catalog),
         "failed_rows": len(failed),
         "threads": args.threads,
+        "timing_threads": 1,
         "cores": args.cores,
         "tolerance": args.tolerance,
         "rows": rows,

@@ -353,7 +353,7 @@ def _format(rows: dict[str, dict[str, Any]]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = CommandParser("python -m evaluation.load_search", __doc__)
-    sub = p.add_subparsers(dest="command")
+    sub = p.add_subparsers(dest="command", required=False)  # the load test itself has none
     srv = sub.add_parser("serve", help="(internal) run the API bound to an index")
     srv.add_argument("--index", required=True)
     srv.add_argument("--host", default="127.0.0.1")
