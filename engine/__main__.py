@@ -123,7 +123,13 @@ def main(argv: list[str] | None = None) -> int:
 
     base = f"http://{settings.api.host}:{settings.api.port}"
     print(page_urls(base), flush=True)
-    uvicorn.run(create_app(settings), host=settings.api.host, port=settings.api.port)
+    api = settings.api
+    if api.workers > 1:  # worker processes build their own app from the environment
+        uvicorn.run(
+            "engine.api.asgi:app", factory=True, workers=api.workers, host=api.host, port=api.port
+        )
+    else:
+        uvicorn.run(create_app(settings), host=api.host, port=api.port)
     return 0
 
 

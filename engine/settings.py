@@ -199,6 +199,11 @@ class ApiSettings(BaseModel):
     # under 1 ms on one thread) and on a busy 2-core machine a 2-thread pool costs ~30 ms per
     # call in synchronisation (measured, docs/PERFORMANCE.md). ONNX backbones keep their own.
     torch_threads: int = Field(default=1, ge=0, le=256)
+    # uvicorn worker processes of ``python -m engine serve``. One process serialises the Python
+    # part of every request on one interpreter lock; more workers serve requests in parallel (each
+    # loads its own models: ~0.4 GB resident each). Shared state lives in the cluster (weights,
+    # blend versions), so workers agree; the live blend is re-read every few seconds by each.
+    workers: int = Field(default=1, ge=1, le=64)
     # photo URLs sent to the API are fetched only from public addresses; these host names, IPs
     # or CIDR networks are let through anyway (engine.safe_fetch). JSON list from the env.
     url_allowed_hosts: list[str] = []

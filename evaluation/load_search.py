@@ -12,7 +12,10 @@ from ``--concurrency`` client threads (stopping early after ``--duration`` secon
 client-side latency percentiles, QPS and errors. Types: ``text`` (hybrid), ``text_cold`` (the
 subset whose query text was new to the server, i.e. embedded), ``image_by_id`` (more like this
 item), ``image`` (photo upload), ``compose`` (item + "this but in <colour>").
-Targets on the 2-core dev machine: text and image_by_id p50 <= 15 ms and p99 <= 50 ms.
+Targets on the 2-core dev machine (concurrency 1): text, image_by_id and compose p50 <= 20 ms and
+p99 <= 50 ms, image p50 <= 40 ms. The ``cpu`` column is the machine's busy cores (all processes:
+client, API, engine) during the timed requests (Linux ``/proc/stat``): the share of the CPU a
+higher concurrency could still use.
 """
 
 from __future__ import annotations
@@ -35,41 +38,22 @@ import numpy as np
 
 from engine.cli import CommandParser, setup_logging
 from engine.settings import SAMPLE_DIR, Settings, load_settings
+from evaluation.cpu_usage import busy_cores, cpu_times
+from evaluation.load_server import serve
 
 logger = logging.getLogger("evaluation.load_search")
 
-TARGETS = {"text": (15.0, 50.0), "image_by_id": (15.0, 50.0)}
+# issue 18's acceptance at concurrency 1 on the 2-core dev machine: (p50 ms, p99 ms or None)
+TARGETS: dict[str, tuple[float, float | None]] = {
+    "text": (20.0, 50.0),
+    "image_by_id": (20.0, 50.0),
+    "compose": (20.0, 50.0),
+    "image": (40.0, None),
+}
 TYPES = ("text", "image_by_id", "image", "compose")
 
 
 # --------------------------------------------------------------------------- server side
-
-
-def serve(settings: Settings, index: str, host: str, port: int) -> None:
-    """Run the API with the search service bound to ``index`` (blocks)."""
-    import uvicorn
-
-    from engine.api.app import create_app, default_loaders
-    from engine.engines import connect
-    from engine.search.service import SearchService
-
-    backend = connect(settings)
-    lock = threading.Lock()
-    holder: dict[str, Any] = {}
-
-    load_joint = default_loaders(settings)["joint"]  # the API's own loader (ONNX backbones)
-
-    def joint() -> Any:
-        with lock:
-            if "m" not in holder:
-                holder["m"] = load_joint()
-            return holder["m"]
-
-    def service() -> SearchService:
-        return SearchService.from_settings(settings, backend, joint, index=index)
-
-    app = create_app(settings, backend=backend, loaders={"joint": joint, "search_service": service})
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 # --------------------------------------------------------------------------- client side
@@ -331,19 +315,28 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> No
     raise RuntimeError(f"server at {url} not ready after {timeout_s:.0f}s")
 
 
+def target_verdict(kind: str, summary: dict[str, Any]) -> str:
+    """``p50<=20 p99<=50: PASS`` for a type with a target ("" without one or without samples)."""
+    if kind not in TARGETS or not summary.get("n"):
+        return ""
+    p50t, p99t = TARGETS[kind]
+    ok = summary["p50_ms"] <= p50t and (p99t is None or summary["p99_ms"] <= p99t)
+    limits = f"p50<={p50t:g}" + (f" p99<={p99t:g}" if p99t is not None else "")
+    return f"{limits}: {'PASS' if ok else 'FAIL'}"
+
+
 def _format(rows: dict[str, dict[str, Any]]) -> str:
-    head = f"{'type':<12} {'n':>5} {'err':>4} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'QPS':>7}  target"
+    head = (
+        f"{'type':<12} {'n':>5} {'err':>4} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
+        f"{'QPS':>7} {'cpu':>5}  target"
+    )
     lines = [head, "-" * len(head)]
     for kind, s in rows.items():
-        target = ""
-        if kind in TARGETS and s.get("n"):
-            p50t, p99t = TARGETS[kind]
-            ok = s["p50_ms"] <= p50t and s["p99_ms"] <= p99t
-            target = f"p50<={p50t:g} p99<={p99t:g}: {'PASS' if ok else 'FAIL'}"
         lines.append(
             f"{kind:<12} {s.get('n', 0):>5} {s.get('errors', 0):>4} "
             f"{s.get('p50_ms', float('nan')):>8} {s.get('p99_ms', float('nan')):>8} "
-            f"{s.get('mean_ms', float('nan')):>8} {s.get('qps') or '':>7}  {target}"
+            f"{s.get('mean_ms', float('nan')):>8} {s.get('qps') or '':>7} "
+            f"{s.get('cpu_cores') or '':>5}  {target_verdict(kind, s)}"
         )
     return "\n".join(lines)
 
@@ -358,12 +351,19 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--index", required=True)
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, required=True)
+    srv.add_argument("--workers", type=int, default=1)
     p.add_argument("--catalog", type=Path, default=SAMPLE_DIR / "catalog.jsonl")
     p.add_argument("--images", type=Path, default=SAMPLE_DIR / "images")
     p.add_argument("--index", default=None, help="use this products index as is")
     p.add_argument("--no-ingest", action="store_true", help="fail instead of building the index")
     p.add_argument("--requests", type=int, default=300, help="max requests per type")
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="API worker processes (default: OUTFIT_API__WORKERS, i.e. what engine serve runs)",
+    )
     p.add_argument("--duration", type=float, default=60.0, help="max seconds per type")
     p.add_argument("--warmup", type=int, default=10, help="untimed requests per type")
     p.add_argument("--types", default=",".join(TYPES))
@@ -409,19 +409,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args)
     settings = load_settings()
     if args.command == "serve":
-        serve(settings, args.index, args.host, args.port)
+        serve(settings, args.index, args.host, args.port, workers=args.workers)
         return 0
     kinds = [k.strip() for k in args.types.split(",") if k.strip()]
     unknown = set(kinds) - set(TYPES)
     if unknown:
         print(f"unknown types {sorted(unknown)}; known: {', '.join(TYPES)}", file=sys.stderr)
         return 2
+    if args.workers is None:
+        args.workers = settings.api.workers
     index, products = _resolve_index(args, settings)
     reqs = build_requests(products, args.images, args.requests, args.seed)
     warm = build_requests(products, args.images, args.warmup, args.seed + 1)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "evaluation.load_search", "serve", "--index", index]
+    cmd += ["--workers", str(args.workers)]
     proc = subprocess.Popen([*cmd, "--port", str(port)])
     rows: dict[str, dict[str, Any]] = {}
     try:
@@ -430,11 +433,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not reqs[kind]:
                 rows[kind] = {"n": 0, "errors": 0, "note": "no requests could be built"}
                 continue
-            w = run_load(url, warm[kind], concurrency=1, duration_s=120.0)
+            wc = max(1, args.workers, args.concurrency)  # connections reach every worker
+            w = run_load(url, warm[kind] * wc, concurrency=wc, duration_s=120.0)
             if w.errors:
                 logger.warning("%s warm-up errors: %s", kind, w.first_error)
+            before = cpu_times()
             res = run_load(url, reqs[kind], concurrency=args.concurrency, duration_s=args.duration)
             rows[kind] = res.summary()
+            rows[kind]["cpu_cores"] = busy_cores(before, cpu_times(), os.cpu_count() or 1)
             if res.first_error:
                 rows[kind]["first_error"] = res.first_error
             if kind == "text":
@@ -455,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "items": len(products),
         "catalog": str(args.catalog),
         "concurrency": args.concurrency,
+        "workers": args.workers,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
     }
