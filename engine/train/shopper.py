@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--type-hidden", type=int, default=512, help="type head (0: none)")
     parser.add_argument("--type-epochs", type=int, default=20)
+    parser.add_argument(
+        "--type-members", type=int, default=1, help="type heads (seeds) merged into one"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
@@ -305,7 +308,13 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         )
         del objs, wholes
         shopper.type_head = train_type_head(
-            x, types, len(vocab), hidden=args.type_hidden, epochs=args.type_epochs, seed=args.seed
+            x,
+            types,
+            len(vocab),
+            hidden=args.type_hidden,
+            epochs=args.type_epochs,
+            seed=args.seed,
+            members=args.type_members,
         )
         del x
         e_o, e_w = shopper.tower_embed(joint, obj), shopper.tower_embed(joint, whole)

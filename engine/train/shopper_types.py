@@ -41,9 +41,26 @@ def train_type_head(
     smoothing: float = 0.1,
     noise: float = 0.05,
     seed: int = 0,
+    members: int = 1,
 ) -> TypeHead:
     """``x`` (N, D) features (:meth:`ShopperModel.type_features`), ``y`` type indices (-1:
-    unknown, dropped)."""
+    unknown, dropped). ``members`` > 1: that many heads (seeds ``seed``, ``seed + 1``, ...)
+    merged into one whose logits are their mean (:func:`merge_type_heads`)."""
+    if members > 1:
+        heads = [
+            train_type_head(
+                x,
+                y,
+                n_types,
+                hidden=hidden,
+                epochs=epochs,
+                smoothing=smoothing,
+                noise=noise,
+                seed=seed + k,
+            )
+            for k in range(members)
+        ]
+        return merge_type_heads(heads)
     torch.manual_seed(seed)
     keep = y >= 0
     xt = torch.from_numpy(np.asarray(x[keep], np.float32))
@@ -71,6 +88,29 @@ def train_type_head(
             total += float(loss.detach()) * len(idx)
         logger.info("type head epoch %d: loss %.4f", epoch + 1, total / len(yt))
     return head.eval()
+
+
+def merge_type_heads(heads: Sequence[TypeHead]) -> TypeHead:
+    """One :class:`TypeHead` whose logits are the mean of ``heads``' logits (same inputs and
+    standardisation, same types): hidden layers stacked side by side, output layers averaged,
+    so the checkpoint format and the serving code stay as they are."""
+    first = heads[0]
+    in_dim, n_out = first.net[0].in_features, first.net[-1].out_features
+    if any(h.net[0].in_features != in_dim or h.net[-1].out_features != n_out for h in heads):
+        raise ValueError("type heads to merge must share their input size and types")
+    if any(not torch.equal(h.mean, first.mean) or not torch.equal(h.std, first.std) for h in heads):
+        raise ValueError("type heads to merge must share their standardisation")
+    merged = TypeHead(in_dim, sum(h.net[0].out_features for h in heads), n_out)
+    with torch.no_grad():
+        merged.mean.copy_(first.mean)
+        merged.std.copy_(first.std)
+        merged.net[0].weight.copy_(torch.cat([h.net[0].weight for h in heads], dim=0))
+        merged.net[0].bias.copy_(torch.cat([h.net[0].bias for h in heads]))
+        merged.net[-1].weight.copy_(
+            torch.cat([h.net[-1].weight for h in heads], dim=1) / len(heads)
+        )
+        merged.net[-1].bias.copy_(torch.stack([h.net[-1].bias for h in heads]).mean(dim=0))
+    return merged.eval()
 
 
 def _same(a: str | None, b: str | None) -> bool:

@@ -51,3 +51,36 @@ def test_item_chunks_grow_by_prefix() -> None:
     assert len(small) == 1 and len(small[0]) == 2000
     assert big[0] == small[0] and [len(c) for c in big] == [2000, 2000, 500]
     assert not set(big[1]) & set(big[0])
+
+
+def test_merged_type_heads_give_the_mean_of_their_logits_and_survive_a_save(tmp_path) -> None:
+    import pytest
+    import torch
+
+    from engine.models.shopper import ShopperModel, TypeHead
+    from engine.train.shopper_types import merge_type_heads
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 4, 300)
+    x = rng.normal(size=(300, 10)).astype(np.float32)
+    x[np.arange(300), y] += 3.0
+    heads = [train_type_head(x, y, 4, hidden=8, epochs=5, seed=s) for s in range(3)]
+    merged = merge_type_heads(heads)
+    assert merged.net[0].out_features == 24
+    xt = torch.from_numpy(x[:50])
+    with torch.no_grad():
+        mean = torch.stack([h(xt) for h in heads]).mean(0)
+        assert torch.allclose(merged(xt), mean, atol=1e-5)
+        assert not torch.allclose(heads[0](xt), heads[1](xt))  # the seeds differ
+    # train_type_head(members=3) is the same merge of seeds 0, 1, 2
+    again = train_type_head(x, y, 4, hidden=8, epochs=5, seed=0, members=3)
+    with torch.no_grad():
+        assert torch.allclose(again(xt), merged(xt), atol=1e-5)
+    # the checkpoint reads the wider hidden layer back (float16 weights)
+    path = ShopperModel(None, None, {}, merged).save(tmp_path / "shopper.pt")
+    loaded = ShopperModel.load(path).type_head
+    assert loaded is not None and loaded.net[0].out_features == 24
+    with torch.no_grad():
+        assert torch.allclose(loaded(xt).float(), merged(xt), atol=0.05)
+    with pytest.raises(ValueError):
+        merge_type_heads([heads[0], TypeHead(10, 8, 5)])
