@@ -38,6 +38,7 @@ from engine.models.accel import accelerate_image
 from engine.models.encoders import ImageEncoder, apply_num_threads
 from engine.models.joint import DEFAULT_CHECKPOINT, ColourHead, JointModel, build_colour_head
 from engine.settings import DEFAULT_SHARED_DATA
+from engine.train.ensemble import merge_logit_heads
 from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs, cached_tar_image_inputs
 from engine.train.joint_data import is_val_id
 
@@ -82,28 +83,10 @@ def train_head(
 
 
 def merge_heads(heads: list[ColourHead]) -> ColourHead:
-    """One head whose logits are the mean of ``heads``' logits (same inputs, same classes).
-
-    The members' hidden layers are stacked side by side and their output layers averaged, so
-    the ensemble is an ordinary :class:`ColourHead` of ``sum(hidden)`` units: the checkpoint
-    format and the serving code are unchanged, and it costs one wider matrix product.
-    """
-    first = heads[0]
-    in_dim, n_out = first.net[0].in_features, first.net[-1].out_features
-    if any(h.net[0].in_features != in_dim or h.net[-1].out_features != n_out for h in heads):
-        raise ValueError("heads to merge must share their input size and classes")
-    hidden = sum(h.net[0].out_features for h in heads)
-    merged = ColourHead(in_dim, n_out, hidden=hidden)
-    with torch.no_grad():
-        merged.mean.copy_(first.mean)
-        merged.std.copy_(first.std)
-        merged.net[0].weight.copy_(torch.cat([h.net[0].weight for h in heads], dim=0))
-        merged.net[0].bias.copy_(torch.cat([h.net[0].bias for h in heads]))
-        merged.net[-1].weight.copy_(
-            torch.cat([h.net[-1].weight for h in heads], dim=1) / len(heads)
-        )
-        merged.net[-1].bias.copy_(torch.stack([h.net[-1].bias for h in heads]).mean(dim=0))
-    return merged.eval()
+    """One head whose logits are the mean of ``heads``' logits (same inputs, same classes):
+    an ordinary :class:`ColourHead` of ``sum(hidden)`` units
+    (:func:`engine.train.ensemble.merge_logit_heads`)."""
+    return merge_logit_heads(heads, lambda i, h, o: ColourHead(i, o, hidden=h))
 
 
 def _train_one(

@@ -27,6 +27,7 @@ from torch import nn
 
 from engine.models.shopper import TypeHead
 from engine.search.category import predict_category
+from engine.train.ensemble import merge_logit_heads
 
 logger = logging.getLogger(__name__)
 
@@ -91,26 +92,9 @@ def train_type_head(
 
 
 def merge_type_heads(heads: Sequence[TypeHead]) -> TypeHead:
-    """One :class:`TypeHead` whose logits are the mean of ``heads``' logits (same inputs and
-    standardisation, same types): hidden layers stacked side by side, output layers averaged,
-    so the checkpoint format and the serving code stay as they are."""
-    first = heads[0]
-    in_dim, n_out = first.net[0].in_features, first.net[-1].out_features
-    if any(h.net[0].in_features != in_dim or h.net[-1].out_features != n_out for h in heads):
-        raise ValueError("type heads to merge must share their input size and types")
-    if any(not torch.equal(h.mean, first.mean) or not torch.equal(h.std, first.std) for h in heads):
-        raise ValueError("type heads to merge must share their standardisation")
-    merged = TypeHead(in_dim, sum(h.net[0].out_features for h in heads), n_out)
-    with torch.no_grad():
-        merged.mean.copy_(first.mean)
-        merged.std.copy_(first.std)
-        merged.net[0].weight.copy_(torch.cat([h.net[0].weight for h in heads], dim=0))
-        merged.net[0].bias.copy_(torch.cat([h.net[0].bias for h in heads]))
-        merged.net[-1].weight.copy_(
-            torch.cat([h.net[-1].weight for h in heads], dim=1) / len(heads)
-        )
-        merged.net[-1].bias.copy_(torch.stack([h.net[-1].bias for h in heads]).mean(dim=0))
-    return merged.eval()
+    """One :class:`TypeHead` whose logits are the mean of ``heads``' logits
+    (:func:`engine.train.ensemble.merge_logit_heads`)."""
+    return merge_logit_heads(heads, TypeHead)
 
 
 def _same(a: str | None, b: str | None) -> bool:
