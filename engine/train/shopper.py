@@ -160,7 +160,7 @@ def recall_at_10(queries: np.ndarray, gallery: np.ndarray, rows: np.ndarray) -> 
 CHUNK = 2000
 
 
-def item_chunks(ids: list[str], n_train: int, n_val: int, seed: int) -> list[list[str]]:
+def item_chunks(ids: list[str], n_train: int, n_val: int | None, seed: int) -> list[list[str]]:
     """Training items in chunks of :data:`CHUNK`: the first is ``split_ids(ids, CHUNK)``, the
     k-th adds the items of ``split_ids(ids, k * CHUNK)`` not in the earlier ones (the seeded
     sample grows by prefix), so each chunk's synthetic features are cached once."""
@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--joint", type=Path, default=None, help="joint.pt or bundle (default)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="bundle folder out")
     parser.add_argument("--train-items", type=int, default=2000)
-    parser.add_argument("--val-items", type=int, default=400)
+    parser.add_argument(
+        "--val-items", type=int, default=None, help="validation items (default: all of them)"
+    )
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--copies", type=int, default=4, help="synthetic photos per item")
     parser.add_argument(

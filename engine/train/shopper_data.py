@@ -166,9 +166,10 @@ def cached(
 
 
 def split_ids(
-    photographed: Sequence[str], n_train: int, n_val: int, seed: int = 0
+    photographed: Sequence[str], n_train: int, n_val: int | None, seed: int = 0
 ) -> tuple[list[str], list[str]]:
-    """Training and validation items (never test items), a seeded sample of each."""
+    """Training and validation items (never test items), a seeded sample of each (``n_val``
+    None: every validation item)."""
     from engine.catalog import is_test_id
     from engine.train.joint_data import is_val_id
 

@@ -84,3 +84,17 @@ def test_merged_type_heads_give_the_mean_of_their_logits_and_survive_a_save(tmp_
         assert torch.allclose(loaded(xt).float(), merged(xt), atol=0.05)
     with pytest.raises(ValueError):
         merge_type_heads([heads[0], TypeHead(10, 8, 5)])
+
+
+def test_split_ids_takes_every_validation_item_by_default() -> None:
+    from engine.catalog import is_test_id
+    from engine.train.joint_data import is_val_id
+    from engine.train.shopper_data import split_ids
+
+    ids = [str(i) for i in range(3000)]
+    val_all = [i for i in ids if is_val_id(i)]
+    train, val = split_ids(ids, 100, None)
+    assert val == sorted(val_all) and len(val) > 0
+    assert len(train) == 100 and not any(is_test_id(i) or is_val_id(i) for i in train)
+    assert split_ids(ids, 100, 10)[1] == sorted(split_ids(ids, 100, 10)[1])
+    assert len(split_ids(ids, 100, 10)[1]) == 10
