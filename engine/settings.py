@@ -199,10 +199,12 @@ class ApiSettings(BaseModel):
     # under 1 ms on one thread) and on a busy 2-core machine a 2-thread pool costs ~30 ms per
     # call in synchronisation (measured, docs/PERFORMANCE.md). ONNX backbones keep their own.
     torch_threads: int = Field(default=1, ge=0, le=256)
-    # uvicorn worker processes of ``python -m engine serve``. One process serialises the Python
-    # part of every request on one interpreter lock; more workers serve requests in parallel (each
-    # loads its own models: ~0.4 GB resident each). Shared state lives in the cluster (weights,
-    # blend versions), so workers agree; the live blend is re-read every few seconds by each.
+    # uvicorn worker processes of ``python -m engine serve``. One process runs the Python part
+    # of every request under one interpreter lock; more workers serve requests in parallel, each
+    # with its own models (1.2-1.4 GB resident each, measured). Shared state lives in the cluster
+    # (weights, blend versions), so workers agree; each re-reads the live blend every few
+    # seconds. On a 2-core machine shared with the node, 2 workers measured no better than 1
+    # (docs/PERFORMANCE.md): give workers the cores the node does not need.
     workers: int = Field(default=1, ge=1, le=64)
     # photo URLs sent to the API are fetched only from public addresses; these host names, IPs
     # or CIDR networks are let through anyway (engine.safe_fetch). JSON list from the env.
