@@ -53,10 +53,8 @@ TARGETS: dict[str, tuple[float, float | None]] = {
 TYPES = ("text", "image_by_id", "image", "compose")
 
 
-# --------------------------------------------------------------------------- server side
-
-
 # --------------------------------------------------------------------------- client side
+# (the server side: evaluation.load_server)
 
 
 @dataclass
@@ -315,6 +313,16 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> No
     raise RuntimeError(f"server at {url} not ready after {timeout_s:.0f}s")
 
 
+def _stop_server(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM (uvicorn shuts its workers down), then SIGKILL after ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def target_verdict(kind: str, summary: dict[str, Any]) -> str:
     """``p50<=20 p99<=50: PASS`` for a type with a target ("" without one or without samples)."""
     if kind not in TARGETS or not summary.get("n"):
@@ -446,11 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if kind == "text":
                 rows["text_cold"] = res.summary(res.cold_ms)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop_server(proc, timeout_s=20.0)
     profile = (
         profile_stages(settings, index, products, args.images, args.profile, args.seed)
         if args.profile

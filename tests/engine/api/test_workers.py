@@ -4,10 +4,8 @@ its app from the environment through ``engine.api.asgi:app``."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,14 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from engine.settings import ApiSettings
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from evaluation.load_search import _free_port, _stop_server, _wait_ready
 
 
 def _children(pid: int) -> list[int]:
@@ -84,29 +75,18 @@ def test_serve_with_two_workers_answers_from_two_processes(tmp_path: Path) -> No
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 120
-        body = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30)
-                if r.status_code == 200:
-                    body = r.json()
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        assert body is not None, log.read_text()[-2000:]
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, proc, timeout_s=120.0)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}\n{log.read_text()[-2000:]}")
+        body = httpx.get(f"{url}/health", timeout=30).json()
         assert body["products_index"] == "workerstest-products"
-        # the supervisor's worker processes (uvicorn also starts a resource tracker: >= 2)
-        workers = [c for c in _children(proc.pid) if "engine.api" in _cmdline(c) or _is_worker(c)]
+        # the supervisor's worker processes (uvicorn also starts a resource tracker)
+        workers = [c for c in _children(proc.pid) if _is_worker(c)]
         assert len(workers) >= 2
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop_server(proc, timeout_s=30.0)
     assert proc.returncode is not None
 
 
