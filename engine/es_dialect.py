@@ -303,8 +303,9 @@ def hybrid_parts(body: Mapping[str, Any]) -> tuple[list[JSON], int, int]:
     bodies = []
     for sub in hybrid["queries"]:
         b: JSON = {"size": depth, "query": sub}
-        if "_source" in body:
-            b["_source"] = copy.deepcopy(body["_source"])
+        for key in ("_source", "stored_fields"):
+            if key in body:
+                b[key] = copy.deepcopy(body[key])
         bodies.append(search_body(b))
     return bodies, depth, size
 
@@ -332,7 +333,7 @@ def native_hybrid_body(body: Mapping[str, Any], weights: tuple[float, float]) ->
         "query": {"bool": {"must": [query(text_q)], "boost": w_bm25}},
         "knn": knn,
     }
-    for key in ("from", "_source"):
+    for key in ("from", "_source", "stored_fields"):
         if key in body:
             out[key] = copy.deepcopy(body[key])
     return out

@@ -14,7 +14,9 @@ Conventions:
 * ``knn`` scores on cosine fields are ``(1 + cos) / 2``; on the binary Hamming field
   ``1 / (1 + hamming)`` (see :func:`cosine_from_score`).
 * Bodies carry ``_source`` includes (:data:`RESULT_FIELDS`): vectors never travel back unless a
-  builder is asked for them.
+  builder is asked for them. With ``Source(stored=True)`` (an index whose mapping stores the
+  result fields, :mod:`engine.result_fields`) they ask for ``stored_fields`` instead, and the
+  node skips parsing ``_source``.
 
 The filters, the ``_source`` selection and the template parameters are
 :mod:`engine.query_filters` (re-exported here).
@@ -160,7 +162,7 @@ def _body(query: JSON, size: int, source: Source | None) -> JSON:
     if size < 0:
         raise ValueError("size must be >= 0")
     body: JSON = {"size": int(size), "query": query}
-    body["_source"] = source.body() if source is not None else False
+    body.update(source.fetch() if source is not None else {"_source": False})
     return body
 
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine.result_fields import storable, stored_names
+
 JSON = dict[str, Any]
 
 # What a search hit returns (no vectors, no attribute probabilities).
@@ -77,13 +79,31 @@ class SoftFilter:
 
 @dataclass(frozen=True)
 class Source:
-    """``_source`` selection: result fields plus extra fields (vectors for explain)."""
+    """What a hit returns: result fields plus extra fields (vectors for explain).
+
+    ``stored``: the index stores these fields (:mod:`engine.result_fields`); they are then
+    fetched as ``stored_fields`` with ``_source`` off, unless one of them is not stored
+    (vectors, attribute probabilities), which falls back to ``_source`` includes.
+    """
 
     includes: tuple[str, ...] = RESULT_FIELDS
     extra: tuple[str, ...] = field(default=())
+    stored: bool = False
+
+    def fields(self) -> list[str]:
+        return [*self.includes, *(f for f in self.extra if f not in self.includes)]
 
     def body(self) -> JSON:
-        return {"includes": [*self.includes, *(f for f in self.extra if f not in self.includes)]}
+        """The ``_source`` selection (includes)."""
+        return {"includes": self.fields()}
+
+    def fetch(self) -> JSON:
+        """The body keys selecting what hits return: ``_source`` includes, or ``_source: false``
+        plus ``stored_fields`` when :attr:`stored` and every field is stored."""
+        wanted = self.fields()
+        if self.stored and storable(wanted):
+            return {"_source": False, "stored_fields": stored_names(wanted)}
+        return {"_source": {"includes": wanted}}
 
 
 def _terms(field_name: str, values: Sequence[str]) -> JSON:

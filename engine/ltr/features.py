@@ -50,6 +50,7 @@ from typing import Any, Literal
 import numpy as np
 
 from engine.catalog import Product
+from engine.result_fields import hit_source
 
 FEATURE_SET_VERSION = "ltr-features-v1"
 
@@ -119,7 +120,7 @@ class Candidate:
         return cls(
             doc_id=str(hit["_id"]),
             score=float(score) if score is not None else float("nan"),
-            doc=dict(hit.get("_source") or {}),
+            doc=hit_source(hit),
             signals=dict(signals or {}),
         )
 

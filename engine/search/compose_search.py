@@ -12,6 +12,7 @@ from PIL import Image
 
 from engine.errors import InvalidInput
 from engine.queries import Filters, SoftFilter, compose_search_body, cosine_from_score
+from engine.result_fields import hit_source
 from engine.search.compose import (
     AttributeMatch,
     compose_vector,
@@ -103,7 +104,7 @@ class ComposeSearch:
             f,
             k=opts.compose_k,
             size=quality.fetch(size, blend),
-            source=quality.source(blend, ("attr_prob",) if explain else ()),
+            source=ctx.source(blend, ("attr_prob",) if explain else ()),
             field_name=opts.compose_field,
         )
         raw, tag = quality.apply(ctx.search(body), blend, size)
@@ -111,14 +112,14 @@ class ComposeSearch:
         for h in raw:
             ex = None
             if explain:
-                probs = flatten_attr_prob((h.get("_source") or {}).get("attr_prob"))
+                probs = flatten_attr_prob(hit_source(h).get("attr_prob"))
                 factor = soft_factor(probs, soft.wanted, soft.unwanted, soft.floor)
                 used = {k: probs.get(k, 0.0) for k in (*soft.wanted, *soft.unwanted)}
                 ex = HitExplain(
                     vector=cosine_from_score(h["_score"] / factor) if factor > 0 else None,
                     soft_factor=factor,
                     attribute_probs=used or None,
-                    category=(h.get("_source") or {}).get("article_type"),
+                    category=hit_source(h).get("article_type"),
                 )
             hits.append(to_hit(h, ex))
         soft_info = SoftFilterInfo(

@@ -28,6 +28,7 @@ from engine.queries import (
     image_search_body,
     vector_search_body,
 )
+from engine.result_fields import hit_source
 from engine.search.attribute_rerank import (
     RERANK_ATTRIBUTES,
     AttrDist,
@@ -64,7 +65,7 @@ def attribute_rerank(
             (
                 str(h["_id"]),
                 cosine_from_score(h["_score"]),
-                own_fields(h.get("_source")) if own else (h.get("_source") or {}).get("attr_prob"),
+                own_fields(hit_source(h)) if own else hit_source(h).get("attr_prob"),
             )
             for h in raw
         ],
@@ -118,7 +119,7 @@ class ImageSearch:
         body = vector_search_body(opts.image_field, vector, filters, k=n, size=n, source=source)
         neighbours = self.ctx.search(body)
         votes = [
-            ((h.get("_source") or {}).get("article_type"), cosine_from_score(h["_score"]))
+            (hit_source(h).get("article_type"), cosine_from_score(h["_score"]))
             for h in neighbours[: opts.vote_k]
         ]
         fitted = self.fit_check.fitted()
@@ -300,7 +301,7 @@ class ImageSearch:
         if rr is not None:
             extra = (*extra, "attr_prob")
             size = max(size, rr.depth)
-        source = quality.source(blend, extra)
+        source = ctx.source(blend, extra)
         qcode: np.ndarray | None = None
         if use_coarse:
             qcode = code if code is not None else ctx.encoder.codes(vec)
@@ -343,10 +344,7 @@ class ImageSearch:
                 # the vote of its nearest documents' own fields, documents' are their own
                 near = neighbours if neighbours else raw
                 votes = neighbour_distribution(
-                    [
-                        (h.get("_source"), cosine_from_score(h["_score"]))
-                        for h in near[: opts.vote_k]
-                    ]
+                    [(hit_source(h), cosine_from_score(h["_score"])) for h in near[: opts.vote_k]]
                 )
                 raw, factors = attribute_rerank(raw, votes, rr, own=True)
                 strategy += "+catalog-attribute-rerank"
@@ -361,7 +359,7 @@ class ImageSearch:
         for h in raw:
             ex = None
             if explain:
-                src = h.get("_source") or {}
+                src = hit_source(h)
                 ham = None
                 if qcode is not None and src.get(BINARY_FIELD):
                     ham = hamming(qcode, unsigned(src[BINARY_FIELD]))

@@ -40,6 +40,7 @@ from typing import Any
 
 from engine.backend import Backend
 from engine.bundle import CatalogFitCheck
+from engine.result_fields import StoredResultsCheck
 from engine.search.compose_search import ComposeSearch
 from engine.search.image_search import ImageSearch
 from engine.search.options import SearchOptions
@@ -66,6 +67,7 @@ class SearchService:
         fit_check: CatalogFitCheck | None = None,
         encoder: QueryEncoder | None = None,
         shopper: Callable[[], Any] | None = None,
+        stored_results: Callable[[], bool] | None = None,
     ) -> None:
         self.backend = backend
         self.quality = quality
@@ -86,7 +88,18 @@ class SearchService:
             lambda: backend.term_counts(index, "article_type"),
             lambda: list(self.model.attribute_vocab.get("article_type") or []),
         )
-        ctx = SearchContext(backend, index, self.options, self.encoder, QualityStage(quality))
+        # hits read as stored fields when the index's mapping stores them (engine.result_fields)
+        self.stored_results = stored_results or StoredResultsCheck(
+            lambda: backend.get_mapping(index)
+        )
+        ctx = SearchContext(
+            backend,
+            index,
+            self.options,
+            self.encoder,
+            QualityStage(quality),
+            stored=self.stored_results,
+        )
         self._text = TextSearch(ctx, pipeline)
         self._image = ImageSearch(ctx, self.fit_check)
         self._compose = ComposeSearch(ctx, self._image)

@@ -4,13 +4,15 @@ step's summary, and mapping OpenSearch hits to :class:`~engine.search.schemas.Hi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.backend import Backend
 from engine.image_links import image_links
 from engine.ltr.rerank import RerankBlend
 from engine.queries import Source
+from engine.result_fields import hit_source
 from engine.search.category import CategoryPrediction
 from engine.search.options import SearchOptions
 from engine.search.quality import LTR_DOC_FIELDS, QualityRerank, Signals
@@ -66,6 +68,13 @@ class SearchContext:
     options: SearchOptions
     encoder: QueryEncoder
     quality: QualityStage
+    # does the index store the result fields? (engine.result_fields.StoredResultsCheck)
+    stored: Callable[[], bool] = lambda: False
+
+    def source(self, blend: RerankBlend | None, extra: tuple[str, ...] = ()) -> Source:
+        """What the hits of a query return: the result fields, the LTR stage's fields when it
+        runs, and ``extra``; as stored fields when the index stores them all."""
+        return replace(self.quality.source(blend, extra), stored=self.stored())
 
     def search(self, body: JSON) -> list[JSON]:
         """The hits of a non-hybrid query (the index's default pipeline skipped)."""
@@ -81,7 +90,7 @@ def hits_of(res: JSON) -> list[JSON]:
 
 
 def to_hit(h: JSON, explain: HitExplain | None = None) -> Hit:
-    src = h.get("_source") or {}
+    src = hit_source(h)
     if explain is not None and h.get("_ltr_score") is not None:
         explain.ltr = round(float(h["_ltr_score"]), 6)
     return Hit(

@@ -113,7 +113,7 @@ class TextSearch:
         blend = quality.blend()
         fetch = quality.fetch(size, blend)
         if mode == "bm25":
-            body = bm25_search_body(query, filters, size=fetch, source=quality.source(blend))
+            body = bm25_search_body(query, filters, size=fetch, source=ctx.source(blend))
             raw, tag = quality.apply(
                 ctx.search(body), blend, size, lambda h: {"bm25": h.get("_score")}
             )
@@ -129,7 +129,7 @@ class TextSearch:
                 filters,
                 k=ctx.options.knn_k,
                 size=fetch,
-                source=quality.source(blend),
+                source=ctx.source(blend),
             )
             raw, tag = quality.apply(
                 ctx.search(body), blend, size, lambda h: {"text_sim": h.get("_score")}
@@ -167,7 +167,7 @@ class TextSearch:
                 k=hybrid_k(opts, size),
                 size=size,
                 vector_field=opts.text_field,
-                source=quality.source(blend),
+                source=ctx.source(blend),
                 pagination_depth=opts.hybrid_depth,
             )
             pipeline: str | None = self.pipeline
@@ -187,7 +187,7 @@ class TextSearch:
                 size=size,
                 pipeline=hybrid_pipeline_body(used),
                 vector_field=opts.text_field,
-                source=quality.source(blend),
+                source=ctx.source(blend),
                 pagination_depth=opts.hybrid_depth,
             )
             pipeline = None
@@ -220,14 +220,14 @@ class TextSearch:
         # Both lists (bm25, vector) in one round trip: the explain breakdown or the fallback.
         depth = max(opts.fusion_depth or opts.hybrid_depth or size, size)
         bodies = [
-            bm25_search_body(query, filters, size=depth, source=quality.source(blend)),
+            bm25_search_body(query, filters, size=depth, source=ctx.source(blend)),
             vector_search_body(
                 opts.text_field,
                 vec,
                 filters,
                 k=max(opts.knn_k, depth),
                 size=depth,
-                source=quality.source(blend),
+                source=ctx.source(blend),
             ),
         ]
         lex, sem = ctx.backend.msearch(ctx.index, bodies)

@@ -55,6 +55,8 @@ ES_CASES: dict[str, Callable[[], Any]] = {
         (0.4, 0.6),
     ),
     "image_coarse": lambda: es.exact_rerank(CASES["image_coarse"]()),
+    "hybrid_stored_parts": lambda: es.hybrid_parts(CASES["hybrid_stored"]()),
+    "hybrid_stored_native": lambda: es.native_hybrid_body(CASES["hybrid_stored"](), (0.4, 0.6)),
     "looks_products_knn": lambda: es.search_body(
         lq.knn_products_query(VEC, 10, lq.product_filters(slot="top", genders=["women"]))
     ),

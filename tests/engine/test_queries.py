@@ -63,6 +63,9 @@ CASES: dict[str, Callable[[], Any]] = {
     "explain_source": lambda: q.vector_search_body(
         "image_embedding", VEC, size=3, source=q.Source(extra=("attr_prob", "binary_code"))
     ),
+    "hybrid_stored": lambda: q.hybrid_search_body(
+        "red dresses", VEC, size=10, k=60, source=q.Source(stored=True), pagination_depth=60
+    ),
     "template_params": lambda: q.template_params(
         q.Filters(gender=("Women",), max_price=999, in_stock=True, exclude_ids=("9",)), size=5
     ),

@@ -377,3 +377,105 @@ def test_live_ltr_blend_reorders_real_results(
     finally:
         if not existed and cluster.index_exists(store.index):
             cluster.delete_index(store.index)
+
+
+# --------------------------------------------------------------------------- stored result fields
+
+
+def _source_only(cluster: Backend, settings: Settings, model: Any, index: str, **kw: Any) -> Any:
+    """The same service reading every hit out of ``_source`` (as for an index without stored
+    result fields)."""
+    return SearchService(
+        cluster,
+        index=index,
+        pipeline=settings.cluster.hybrid_pipeline,
+        model=model,
+        stored_results=lambda: False,
+        **kw,
+    )
+
+
+def test_hits_from_stored_fields_equal_hits_from_source(
+    cluster: Backend,
+    settings: Settings,
+    model: Any,
+    sample_index: str,
+    svc: SearchService,
+    products: dict[str, Product],
+) -> None:
+    assert svc.stored_results(), "the shipped template stores the result fields"
+    plain = _source_only(cluster, settings, model, sample_index)
+    item = first_test_item(products, article_type="Tshirts")
+    calls = [
+        lambda s: s.text_search("blue shirt", size=10),
+        lambda s: s.text_search("Blue Shirt", size=10, mode="bm25"),
+        lambda s: s.text_search("red dress", size=10, mode="vector"),
+        lambda s: s.similar_to_item(item.id, size=10),
+        lambda s: s.image_search(photo(item.id), size=10),
+        lambda s: s.similar_to_item(item.id, size=10, coarse=True),
+        lambda s: s.compose_search(item_id=item.id, text="in black", size=10),
+    ]
+    for call in calls:
+        fast, slow = call(svc), call(plain)
+        assert fast.hits, fast
+        assert [h.model_dump() for h in fast.hits] == [h.model_dump() for h in slow.hits]
+    shown = [h for h in svc.text_search("shirt", size=20).hits if h.colours]
+    assert shown and all(isinstance(h.colours, list) for h in shown)
+    # values come back as written, not as the keyword normaliser indexes them
+    assert any(h.article_type and h.article_type != h.article_type.lower() for h in shown)
+
+
+def test_stored_fields_follow_partial_updates(
+    cluster: Backend, sample_index: str, svc: SearchService
+) -> None:
+    hit = svc.text_search("shirt", size=1).hits[0]
+    old = cluster.get(sample_index, hit.id)
+    try:
+        ok, errors = cluster.bulk(
+            [
+                {
+                    "_op_type": "update",
+                    "_index": sample_index,
+                    "_id": hit.id,
+                    "doc": {"price": 1234.5, "in_stock": not bool(old.get("in_stock", True))},
+                }
+            ],
+            refresh=True,
+        )
+        assert ok == 1 and not errors
+        again = next(h for h in svc.text_search("shirt", size=1).hits if h.id == hit.id)
+        assert again.price == 1234.5
+        assert again.in_stock is (not bool(old.get("in_stock", True)))
+    finally:
+        restore = {k: old[k] for k in ("price", "in_stock") if k in old}
+        cluster.bulk(
+            [{"_op_type": "update", "_index": sample_index, "_id": hit.id, "doc": restore}],
+            refresh=True,
+        )
+
+
+def test_ltr_stage_reads_stored_fields(
+    cluster: Backend, settings: Settings, model: Any, sample_index: str
+) -> None:
+    from engine.search.quality import QualityRerank
+    from engine.tuning.weights import BlendSettings, TuningStore
+
+    store = TuningStore(cluster, settings.cluster, blend_ttl_s=0.0)
+    existed = cluster.index_exists(store.index)
+    try:
+        store.update(blend=BlendSettings(ltr_weight=1.0, top_n=20, enabled=True), actor="test")
+        quality = QualityRerank(store.blend)
+        fast = SearchService.from_settings(
+            settings, cluster, model, index=sample_index, quality=quality
+        )
+        slow = _source_only(cluster, settings, model, sample_index, quality=quality)
+        a = fast.text_search("blue shirt", size=10, explain=True)
+        b = slow.text_search("blue shirt", size=10, explain=True)
+        assert a.strategy.endswith("+ltr") and b.strategy.endswith("+ltr")
+        assert [h.id for h in a.hits] == [h.id for h in b.hits]
+        ltr_a = [h.explain.ltr for h in a.hits if h.explain]
+        ltr_b = [h.explain.ltr for h in b.hits if h.explain]
+        assert ltr_a == pytest.approx(ltr_b, rel=1e-4, abs=1e-5)
+    finally:
+        if not existed and cluster.index_exists(store.index):
+            cluster.delete_index(store.index)
