@@ -43,6 +43,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from engine.models.backbone_tail import BackboneTail
 from engine.models.checkpoints import (
     CheckpointKind,
     load_weights,
@@ -181,8 +182,11 @@ class ShopperModel:
         query_tower: nn.Module | None,
         config: dict[str, Any] | None = None,
         type_head: TypeHead | None = None,
+        backbone_tail: BackboneTail | None = None,
     ) -> None:
         self.objectness = None if objectness is None else objectness.eval()
+        # fine-tuned last backbone stages for the object crop pass (None: the packaged backbone)
+        self.backbone_tail = backbone_tail
         self.query_tower = None if query_tower is None else query_tower.eval()
         self.type_head = None if type_head is None else type_head.eval()
         self.config = {**DEFAULT_CONFIG, **(config or {})}
@@ -284,7 +288,10 @@ class ShopperModel:
                 obj_imgs.append(pad_to_square(patch, border_colour(np.asarray(patch))))
                 obj_meta.append((i, box, colour_features(rgb, crop), whole_in))
             if obj_imgs:
-                feats = encoder.features(obj_imgs)
+                crop_encoder = encoder
+                if self.backbone_tail is not None:
+                    crop_encoder = self.backbone_tail.encoder(encoder)
+                feats = crop_encoder.features(obj_imgs)
                 for row, (i, box, colour, whole_in) in enumerate(obj_meta):
                     inp = np.concatenate([feats[row], colour]).astype(np.float32)
                     out[i] = Located(box, "objectness", inp, whole_in.astype(np.float32))
@@ -421,6 +428,7 @@ class ShopperModel:
             "query_tower": half(self.query_tower),
             "type_config": type_config,
             "type_head": half(self.type_head),
+            "backbone_tail": None if self.backbone_tail is None else self.backbone_tail.to_state(),
         }
 
     def save(self, path: Path) -> Path:
@@ -446,4 +454,7 @@ class ShopperModel:
             tc = state.get("type_config") or {}
             type_head = TypeHead(int(tc["in"]), int(tc["hidden"]), int(tc["out"]))
             load_weights(type_head, state["type_head"], ckpt, SHOPPER_CHECKPOINT)
-        return cls(objectness, tower, dict(state.get("config") or {}), type_head)
+        tail = None
+        if state.get("backbone_tail") is not None:
+            tail = BackboneTail.from_state(state["backbone_tail"])
+        return cls(objectness, tower, dict(state.get("config") or {}), type_head, tail)

@@ -43,13 +43,14 @@ from engine.cli import CommandParser, fail, setup_logging
 from engine.errors import EngineError
 from engine.files import file_sha1
 from engine.models.accel import accelerate_image
-from engine.models.encoders import ImageEncoder, apply_num_threads
+from engine.models.encoders import IMAGE_FEATURE_DIM, ImageEncoder, apply_num_threads
 from engine.models.joint import JointModel
 from engine.models.shopper import Objectness, ShopperModel, box_from_map
 from engine.models.versions import WEIGHTS_DIR
 from engine.settings import DEFAULT_SHARED_DATA
 from engine.train import shopper_data as D
 from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs
+from engine.train.shopper_backbone import DEFAULT_SPLIT, adapted_pooled, prefix_function, train_tail
 from engine.train.shopper_types import choose_category_step, train_type_head
 
 logger = logging.getLogger(__name__)
@@ -194,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--type-members", type=int, default=1, help="type heads (seeds) merged into one"
     )
+    parser.add_argument(
+        "--tune-backbone",
+        type=int,
+        default=DEFAULT_SPLIT,
+        help="fine-tune the backbone from this block on for object crops (0: off)",
+    )
+    parser.add_argument("--tail-epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
@@ -219,6 +227,9 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     row_of = {item: i for i, item in enumerate(ids)}
     train_ids, val_ids = D.split_ids(ids, args.train_items, args.val_items, args.seed)
     chunks = item_chunks(ids, args.train_items, args.val_items, args.seed)
+    split = int(args.tune_backbone or 0)
+    base_model = ImageEncoder("cpu", num_threads=args.threads).model if split else None
+    prefix = (f"lite0-{split}", prefix_function(base_model, split)) if base_model else None
     val = D.cached(
         val_ids,
         args.images,
@@ -226,19 +237,40 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed + 1,
         keep_maps=len(val_ids),
         cache_dir=args.cache_dir,
+        prefix=prefix,
     )
     train = D.cached(
-        chunks[0], args.images, factory, seed=args.seed, keep_maps=1500, cache_dir=args.cache_dir
+        chunks[0],
+        args.images,
+        factory,
+        seed=args.seed,
+        keep_maps=1500,
+        cache_dir=args.cache_dir,
+        prefix=prefix,
     )
     more = (
         [  # further synthetic copies of the same items: more backgrounds and poses
             D.cached(
-                chunks[0], args.images, factory, seed=args.seed, copy=c, cache_dir=args.cache_dir
+                chunks[0],
+                args.images,
+                factory,
+                seed=args.seed,
+                copy=c,
+                cache_dir=args.cache_dir,
+                prefix=prefix,
             )
             for c in range(1, args.copies)
         ]
         + [  # items beyond the first chunk (cached per chunk, so a larger run reuses a smaller)
-            D.cached(chunk, args.images, factory, seed=args.seed, copy=c, cache_dir=args.cache_dir)
+            D.cached(
+                chunk,
+                args.images,
+                factory,
+                seed=args.seed,
+                copy=c,
+                cache_dir=args.cache_dir,
+                prefix=prefix,
+            )
             for chunk in chunks[1:]
             for c in range(args.copies if args.extra_copies is None else args.extra_copies)
         ]
@@ -269,6 +301,22 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     all_ids = [i for part in sets for i in part.ids]
     rows = np.asarray([row_of[i] for i in all_ids])
     types = np.asarray([tindex.get(products[i].article_type or "", -1) for i in all_ids])
+    result: dict[str, Any] = {"objectness_iou": ious, "feature_norm_iou": norm_iou}
+    tail = None
+    if base_model is not None:  # 2a. the backbone's last stages for object crops
+        vrows_true = np.asarray([row_of[i] for i in val.ids])
+        tail, result["backbone_tail"] = train_tail(
+            base_model,
+            split,
+            np.concatenate([p.object_maps for p in sets]),  # type: ignore[misc]
+            studio_x[rows, :IMAGE_FEATURE_DIM],
+            val=(val.object_maps, studio_x[vrows_true, :IMAGE_FEATURE_DIM]),  # type: ignore[arg-type]
+            epochs=args.tail_epochs,
+            seed=args.seed,
+        )
+        for p in sets:  # the query tower and the type head learn on the adapted features
+            p.object[:, :IMAGE_FEATURE_DIM] = adapted_pooled(base_model, tail, p.object_maps)  # type: ignore[arg-type]
+            p.object_maps = None
     tower = train_query_tower(
         joint,
         gallery,
@@ -280,15 +328,14 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
     )
     # 3. fusion weight on localised validation photos, as served
-    shopper = ShopperModel(head, tower, {"threshold": threshold})
+    shopper = ShopperModel(head, tower, {"threshold": threshold}, backbone_tail=tail)
     photos = D.synthetic_photos(val_ids, args.images, args.seed + 1)
     located = shopper.locate([ph.image for _, _, ph in photos], factory())
     vrows = np.asarray([row_of[i] for i, _, _ in photos])
     obj = np.stack([loc.object_inputs for loc in located])
     whole = np.stack([loc.whole_inputs for loc in located])
-    result: dict[str, Any] = {"objectness_iou": ious, "feature_norm_iou": norm_iou}
     for name, tw in (("joint tower", None), ("query tower", tower)):
-        m = ShopperModel(head, tw)
+        m = ShopperModel(head, tw, backbone_tail=tail)
         e_o, e_w = m.tower_embed(joint, obj), m.tower_embed(joint, whole)
         curve = {
             w: recall_at_10(m.fuse(e_o, e_w, w), gallery, vrows)

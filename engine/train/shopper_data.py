@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,9 @@ class SynthSet:
     object: np.ndarray  # (N, IMAGE_INPUT_DIM)
     targets: np.ndarray  # (N, h, w) object share per map cell
     maps: np.ndarray  # (M, C, h, w) float16, M = min(keep_maps, N)
+    # outputs of the backbone's first blocks for the object crops (float16), when asked for
+    # (engine.train.shopper_backbone fine-tunes the rest); None otherwise
+    object_maps: np.ndarray | None = None
 
 
 def synthetic_photos(
@@ -88,9 +91,11 @@ def compute(
     jitter: float = 0.08,
     keep_maps: int = 0,
     chunk: int = 32,
+    prefix: Callable[[list[Image.Image]], np.ndarray] | None = None,
 ) -> SynthSet:
-    """See the module docstring (not cached)."""
-    kept, whole, obj, targets, maps = [], [], [], [], []
+    """See the module docstring (not cached); ``prefix``: also the object crops' outputs of
+    the backbone's first blocks (:func:`engine.train.shopper_backbone.prefix_function`)."""
+    kept, whole, obj, targets, maps, obj_maps = [], [], [], [], [], []
     bar = tqdm(total=len(ids), desc=f"synthetic shopper photos (seed {seed})", unit="img")
     for start in range(0, len(ids), chunk):
         batch = synthetic_photos(ids[start : start + chunk], images_dir, seed, copy)
@@ -120,6 +125,8 @@ def compute(
             maps.append(fmap.astype(np.float16))
         whole.append(np.concatenate([fmap.mean(axis=(2, 3)), np.stack(colours_w)], axis=1))
         obj.append(np.concatenate([encoder.features(crops), np.stack(colours_o)], axis=1))
+        if prefix is not None:
+            obj_maps.append(prefix(crops))
         bar.update(len(batch))
     bar.close()
     all_maps = np.concatenate(maps)[:keep_maps] if maps else np.zeros((0, 1280, 7, 7), np.float16)
@@ -129,6 +136,7 @@ def compute(
         np.concatenate(obj).astype(np.float32),
         np.stack(targets).astype(np.float32),
         all_maps,
+        np.concatenate(obj_maps) if obj_maps else None,
     )
 
 
@@ -141,18 +149,35 @@ def cached(
     copy: int = 0,
     keep_maps: int = 0,
     cache_dir: Path = DEFAULT_CACHE_DIR,
+    prefix: tuple[str, Callable[[list[Image.Image]], np.ndarray]] | None = None,
 ) -> SynthSet:
-    """:func:`compute`, cached in one npz per (folder, ids, seed, copy, keep_maps)."""
+    """:func:`compute`, cached in one npz per (folder, ids, seed, copy, keep_maps, prefix
+    tag); ``prefix``: (a tag naming the prefix, the function)."""
+    tag = f"|prefix={prefix[0]}" if prefix is not None else ""
     key = hashlib.sha1(
-        f"{Path(images_dir).resolve()}|{','.join(ids)}|{seed}|{copy}|{keep_maps}|v1".encode()
+        f"{Path(images_dir).resolve()}|{','.join(ids)}|{seed}|{copy}|{keep_maps}|v1{tag}".encode()
     ).hexdigest()[:12]
     path = Path(cache_dir) / f"shopper_{key}.npz"
     if path.is_file():
         z = np.load(path)
         return SynthSet(
-            [str(i) for i in z["ids"]], z["whole"], z["object"], z["targets"], z["maps"]
+            [str(i) for i in z["ids"]],
+            z["whole"],
+            z["object"],
+            z["targets"],
+            z["maps"],
+            z["object_maps"] if "object_maps" in z.files else None,
         )
-    data = compute(ids, images_dir, encoder_factory(), seed=seed, copy=copy, keep_maps=keep_maps)
+    data = compute(
+        ids,
+        images_dir,
+        encoder_factory(),
+        seed=seed,
+        copy=copy,
+        keep_maps=keep_maps,
+        prefix=prefix[1] if prefix is not None else None,
+    )
+    extra = {} if data.object_maps is None else {"object_maps": data.object_maps}
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         path,
@@ -161,6 +186,7 @@ def cached(
         object=data.object,
         targets=data.targets,
         maps=data.maps,
+        **extra,
     )
     return data
 
