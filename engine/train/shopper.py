@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="fine-tune the backbone from this block on for object crops (0: off)",
     )
     parser.add_argument("--tail-epochs", type=int, default=6)
+    parser.add_argument(
+        "--tail-type-weight", type=float, default=0.0, help="type probe loss in the tail"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument(
@@ -312,6 +315,8 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
             studio_x[rows, :IMAGE_FEATURE_DIM],
             val=(val.object_maps, studio_x[vrows_true, :IMAGE_FEATURE_DIM]),  # type: ignore[arg-type]
             epochs=args.tail_epochs,
+            labels=types,
+            type_weight=args.tail_type_weight,
             seed=args.seed,
         )
         for p in sets:  # the query tower and the type head learn on the adapted features

@@ -109,17 +109,28 @@ def train_tail(
     lr: float = 3e-4,
     batch: int = 64,
     mse_weight: float = 0.1,
+    labels: np.ndarray | None = None,
+    type_weight: float = 0.0,
     seed: int = 0,
 ) -> tuple[BackboneTail, dict[str, float]]:
     """Fine-tune (see the module docstring): ``maps`` the prefix outputs of the object crops,
-    ``targets`` their studio photos' pooled features. Returns the tail and its numbers."""
+    ``targets`` their studio photos' pooled features. With ``labels`` (article-type indices,
+    -1 unknown) and ``type_weight`` > 0, a linear type probe on the pooled features (dropped
+    afterwards) adds ``type_weight`` x its cross-entropy, so the adapted features also keep
+    types apart. Returns the tail and its numbers."""
     torch.manual_seed(seed)
     tail = _Tail(copy.deepcopy(model).float().to(memory_format=torch.contiguous_format), split)
     y_all = torch.from_numpy(np.asarray(targets, np.float32))
     report: dict[str, float] = {}
     if val is not None:
         report["val_cosine_before"] = round(_cosine(pooled(tail, val[0]), val[1]), 4)
-    opt = torch.optim.AdamW(tail.parameters(), lr=lr, weight_decay=1e-2)
+    params = list(tail.parameters())
+    probe: nn.Module | None = None
+    if labels is not None and type_weight > 0:
+        lab = torch.from_numpy(np.asarray(labels, np.int64))
+        probe = nn.Linear(int(y_all.shape[1]), int(lab.max()) + 1)
+        params += list(probe.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     steps = epochs * ((len(maps) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
     rng = np.random.default_rng(seed)
@@ -133,6 +144,10 @@ def train_tail(
             f, y = tail(x), y_all[part]
             loss = (1 - nn.functional.cosine_similarity(f, y)).mean()
             loss = loss + mse_weight * nn.functional.mse_loss(f, y)
+            if probe is not None:
+                loss = loss + type_weight * nn.functional.cross_entropy(
+                    probe(f), lab[part], ignore_index=-1
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -41,6 +41,17 @@ def test_the_tail_moves_crops_towards_their_targets() -> None:
         np.linalg.norm(untouched[:16], axis=1) * np.linalg.norm(targets[:16], axis=1)
     )
     assert cos.mean() > before.mean() + 0.02
+    # a type probe on the pooled features (dropped afterwards) can join the loss
+    probed, _ = train_tail(
+        enc.model,
+        13,
+        maps[:16],
+        targets[:16],
+        labels=np.arange(16) % 3 - (np.arange(16) == 0),
+        type_weight=0.5,
+        epochs=1,
+    )
+    assert set(probed.state) == set(tail.state)
     # the grafted tail reproduces what training computed, through the full backbone
     graft = tail.encoder(enc)
     np.testing.assert_allclose(graft.features(views[:4]), adapted[:4], atol=2e-2)
