@@ -20,7 +20,7 @@ SUM_TOLERANCE = 1e-6
 MAX_RELATIVE_WEIGHT = 1000.0  # a request's weights are relative: {"bm25": 1, "vector": 3}
 
 # strict: a JSON number (not a string or a boolean), as the request schema says
-_RELATIVE = TypeAdapter(
+_RELATIVE: TypeAdapter[float] = TypeAdapter(
     Annotated[float, Field(ge=0, le=MAX_RELATIVE_WEIGHT, strict=True, allow_inf_nan=False)]
 )
 
