@@ -7,15 +7,18 @@ Without shopper photos of our own, training uses synthetic ones
 1. **Objectness head**: a linear layer per cell of the backbone's last convolution map, soft
    binary cross-entropy to the share of object pixels in the cell (known from compositing).
    The box threshold is the one with the best mean IoU to the true box on validation photos.
-2. **Query image tower**: a copy of the joint image tower, fine-tuned so that a synthetic photo
+2. **Backbone's last stages** for object crops (:mod:`engine.train.shopper_backbone`,
+   ``--tune-backbone``): fine-tuned so a synthetic photo's object crop gets its studio photo's
+   pooled features; the tower and the type head below train on the adapted features.
+3. **Query image tower**: a copy of the joint image tower, fine-tuned so that a synthetic photo
    (its true object box jittered, and the whole frame) retrieves its own studio photo's
    embedding among ALL photographed items' embeddings (softmax over the whole gallery: the
    index's vectors are the target and stay as they are, nothing is re-indexed), plus article
    type cross-entropy through the frozen attribute head (the category step reads the query
    embedding) and a distillation term keeping studio photos where the joint tower puts them.
-3. **Fusion weight** of the object and whole-photo embeddings: the best exact-item recall@10
+4. **Fusion weight** of the object and whole-photo embeddings: the best exact-item recall@10
    of localised validation photos (the objectness box, as served) against that gallery.
-4. **Type head** and the category step for shopper photos (:mod:`engine.train.shopper_types`):
+5. **Type head** and the category step for shopper photos (:mod:`engine.train.shopper_types`):
    an MLP over both granularities, cross-entropy on the training photos; its mix with the
    attribute head, the classifier/vote weight and the restriction threshold are chosen on the
    localised validation photos.
