@@ -112,14 +112,15 @@ class ComposeSearch:
         for h in raw:
             ex = None
             if explain:
-                probs = flatten_attr_prob(hit_source(h).get("attr_prob"))
+                src = hit_source(h)
+                probs = flatten_attr_prob(src.get("attr_prob"))
                 factor = soft_factor(probs, soft.wanted, soft.unwanted, soft.floor)
                 used = {k: probs.get(k, 0.0) for k in (*soft.wanted, *soft.unwanted)}
                 ex = HitExplain(
                     vector=cosine_from_score(h["_score"] / factor) if factor > 0 else None,
                     soft_factor=factor,
                     attribute_probs=used or None,
-                    category=hit_source(h).get("article_type"),
+                    category=src.get("article_type"),
                 )
             hits.append(to_hit(h, ex))
         soft_info = SoftFilterInfo(

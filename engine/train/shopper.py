@@ -236,47 +236,29 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     split = int(args.tune_backbone or 0)
     base_model = ImageEncoder("cpu", num_threads=args.threads).model if split else None
     prefix = (f"lite0-{split}", prefix_function(base_model, split)) if base_model else None
-    val = D.cached(
-        val_ids,
-        args.images,
-        factory,
-        seed=args.seed + 1,
-        keep_maps=len(val_ids),
-        cache_dir=args.cache_dir,
-        prefix=prefix,
-    )
-    train = D.cached(
-        chunks[0],
-        args.images,
-        factory,
-        seed=args.seed,
-        keep_maps=1500,
-        cache_dir=args.cache_dir,
-        prefix=prefix,
-    )
+
+    def synthetic(
+        items: list[str], seed: int, photo_copy: int = 0, keep_maps: int = 0
+    ) -> D.SynthSet:
+        return D.cached(
+            items,
+            args.images,
+            factory,
+            seed=seed,
+            copy=photo_copy,
+            keep_maps=keep_maps,
+            cache_dir=args.cache_dir,
+            prefix=prefix,
+        )
+
+    val = synthetic(val_ids, args.seed + 1, keep_maps=len(val_ids))
+    train = synthetic(chunks[0], args.seed, keep_maps=1500)
     more = (
         [  # further synthetic copies of the same items: more backgrounds and poses
-            D.cached(
-                chunks[0],
-                args.images,
-                factory,
-                seed=args.seed,
-                copy=c,
-                cache_dir=args.cache_dir,
-                prefix=prefix,
-            )
-            for c in range(1, args.copies)
+            synthetic(chunks[0], args.seed, photo_copy=c) for c in range(1, args.copies)
         ]
         + [  # items beyond the first chunk (cached per chunk, so a larger run reuses a smaller)
-            D.cached(
-                chunk,
-                args.images,
-                factory,
-                seed=args.seed,
-                copy=c,
-                cache_dir=args.cache_dir,
-                prefix=prefix,
-            )
+            synthetic(chunk, args.seed, photo_copy=c)
             for chunk in chunks[1:]
             for c in range(args.copies if args.extra_copies is None else args.extra_copies)
         ]

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from engine.models.backbone_tail import BackboneTail, tail_state
+from engine.models.backbone_tail import BackboneTail, apply_tail, tail_state
 from engine.models.encoders import preprocess_images
 
 logger = logging.getLogger(__name__)
@@ -168,8 +168,6 @@ def train_tail(
 def adapted_pooled(model: nn.Module, tail: BackboneTail, maps: np.ndarray) -> np.ndarray:
     """Pooled features of prefix outputs through ``tail``'s weights."""
     grafted = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format)
-    from engine.models.backbone_tail import apply_tail
-
     apply_tail(grafted, tail.split, tail.state)
     return pooled(_Tail(grafted, tail.split), maps)
 
