@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,13 +49,19 @@ class SynthSet:
 
 
 def synthetic_photos(
-    ids: Sequence[str], images_dir: Path, seed: int, copy: int = 0
+    ids: Sequence[str],
+    images_dir: Path,
+    seed: int,
+    copy: int = 0,
+    files: Mapping[str, Path] | None = None,
 ) -> list[tuple[str, Image.Image, ShopperPhoto]]:
-    """(id, studio photo, synthetic photo) of the items whose photo loads."""
+    """(id, studio photo, synthetic photo) of the items whose photo loads; ``files``: item id
+    -> photo for catalogs whose photos are not ``images_dir/<id>.jpg``."""
     out = []
     for item in ids:
+        path = (files or {}).get(item) or Path(images_dir) / f"{item}.jpg"
         try:
-            studio = load_image_file(Path(images_dir) / f"{item}.jpg")
+            studio = load_image_file(path)
         except InvalidImage as exc:
             logger.warning("skipping %s: %s", item, exc.message)
             continue

@@ -46,7 +46,7 @@ from engine.models.images import load_image_file
 from engine.models.joint import JointModel, text_for_product
 from engine.models.shopper import ShopperModel
 from engine.models.static_text import document_text_encoder
-from engine.train.features import cached_image_inputs
+from engine.train.features import cached_image_files
 from engine.train.shopper_data import synthetic_photos
 from evaluation.served_photo_search import Gallery, document_attr_prob, rank
 from evaluation.tasks.base import EvalContext, TaskResult
@@ -141,7 +141,9 @@ def run(ctx: EvalContext) -> TaskResult:
     joint.accelerate(ms.num_threads)
     encoder = joint.image_encoder
     by_id = {p.id: p for p in ctx.catalog}
-    ids, studio_x = cached_image_inputs(list(by_id), ctx.images_dir, image_factory)
+    ds = ctx.get_dataset()  # photos as the catalog names them (<id>.jpg or a mapping's files)
+    files = {i: ds.image(i) for i in by_id if ds.has_photo(i)}
+    ids, studio_x = cached_image_files(files, ctx.images_dir, image_factory)
     if len(ids) < 20:
         return TaskResult(NAME, None, reason="fewer than 20 photographed items")
     vectors = joint.embed_image_features(studio_x)
@@ -167,7 +169,7 @@ def run(ctx: EvalContext) -> TaskResult:
         notes.append(f"real photos: {len(images)} from {real[0]}")
     else:
         test_ids = [i for i in ids if is_test_id(i)][: ctx.capped(10**9)]
-        photos = synthetic_photos(test_ids, ctx.images_dir, SYNTH_SEED + ctx.seed)
+        photos = synthetic_photos(test_ids, ctx.images_dir, SYNTH_SEED + ctx.seed, files=files)
         images = [ph.image for _, _, ph in photos]
         allowed = [{by_id[i].article_type or ""} for i, _, _ in photos]
         truth_rows = [row_of[i] for i, _, _ in photos]
@@ -229,7 +231,7 @@ def _studio(ctx, joint, shopper, gallery, studio_x, row_of, encoder) -> dict[str
     images, kept = [], []
     for r in test_rows:
         try:
-            images.append(load_image_file(ctx.images_dir / f"{gallery.ids[r]}.jpg"))
+            images.append(load_image_file(ctx.get_dataset().image(gallery.ids[r])))
             kept.append(r)
         except InvalidImage:
             continue

@@ -48,3 +48,16 @@ def test_backgrounds_are_not_uniform_white_and_cutout_drops_the_studio_white() -
     a = np.asarray(alpha)
     assert obj.size == alpha.size
     assert 0.05 < (a > 127).mean() < 1.0
+
+
+def test_synthetic_photos_of_a_catalog_whose_files_are_not_named_by_id(tmp_path: Path) -> None:
+    from engine.train.shopper_data import synthetic_photos
+
+    src = sorted(SAMPLE.glob("*.jpg"))[:2]
+    renamed = tmp_path / "2019_a_01.jpg"
+    renamed.write_bytes(src[0].read_bytes())
+    files = {"a-01": renamed}
+    by_file = synthetic_photos(["a-01", src[1].stem], tmp_path, 3, files=files)
+    assert [i for i, _, _ in by_file] == ["a-01"]  # the second has no file under tmp_path
+    same = synthetic_photos([src[0].stem], SAMPLE, 3)
+    assert by_file[0][1].size == same[0][1].size  # the same studio photo, found by mapping
