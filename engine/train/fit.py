@@ -12,11 +12,15 @@ their own id), it fits:
    values seen 5 times, is skipped with a note, never a crash. Its ``article_type`` part is the
    category classifier the search fuses with a k-NN vote;
 2. the **colour head** over photo inputs (:mod:`engine.train.colour`), when there is a colour;
-3. the **compatibility model** on the catalog's looks (:mod:`engine.train.looks`; ``--looks``
+3. the **shopper-photo model** (:mod:`engine.train.shopper`: objectness head, the backbone's
+   last stages for object crops, query tower, type head) on synthetic shopper photos made from
+   the catalog's own packshots, sized to the time budget (``--no-shopper``: skipped, photo
+   uploads are then read as studio shots);
+4. the **compatibility model** on the catalog's looks (:mod:`engine.train.looks`; ``--looks``
    takes the JSONL look format or a relational CSV ``outfit_id,item_id``), held-out looks never
    trained on; without looks it says so and complete the look stays look-free.
 
-Writes the bundle (:mod:`engine.bundle`): ``joint.pt``, ``compat.pt``, ``manifest.json`` (what
+Writes the bundle (:mod:`engine.bundle`): ``joint.pt``, ``shopper.pt``, ``compat.pt``, ``manifest.json`` (what
 was fitted, label spaces, catalog digest, metrics, versions) and ``fit.json``. Metrics are on
 the test split: text->image recall@10, image->image precision@10 (same type and colour), type
 and colour top-1, category fusion vs k-NN vote alone, FITB and compatibility AUC.
@@ -32,7 +36,7 @@ import logging
 import platform
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,7 @@ from engine.models.joint import JointModel
 from engine.train.category_eval import category_metrics
 from engine.train.features import DEFAULT_CACHE_DIR
 from engine.train.label_spaces import attribute_fields
+from engine.train.shopper import ShopperConfig
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,10 @@ class FitConfig:
     threads: int = 2
     cache_dir: Path = DEFAULT_CACHE_DIR
     text_encoder: str = "static"  # documents' text encoder, as ingest runs it
+    shopper: bool = True  # fit the shopper-photo model too
+    # its training run (seed, threads and cache folder are this config's); with a time budget
+    # its photos are cut to what fits half of the time left after the joint space
+    shopper_config: ShopperConfig = field(default_factory=ShopperConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -80,6 +89,9 @@ def _peak_rss_mb() -> float:
 
 
 LOOKS_SECONDS_PER_PAIR = 4e-4  # compatibility training cost per pair and epoch (2-core CPU)
+# shopper-photo model, all in, per synthetic training photo (2-core CPU: 8,000 photos of 2,000
+# Myntra items + 760 validation photos, backbone from block 8 fine-tuned, 23 minutes cold)
+SHOPPER_SECONDS_PER_PHOTO = 0.15
 HEAD_WEIGHTS = (0.3, 0.5, 0.7, 0.85, 1.0)
 CATEGORY_ALPHAS = (0.3, 0.5, 0.7, 0.85, 1.0)  # classifier weight in the category fusion
 
@@ -277,6 +289,65 @@ def fit_looks(
     }
 
 
+def shopper_plan(cfg: FitConfig, deadline: float | None, now: float) -> ShopperConfig | None:
+    """The shopper-photo run that fits half of the time left (None: none fits); without a
+    deadline, ``cfg.shopper_config`` as it is."""
+    plan = replace(cfg.shopper_config, seed=cfg.seed, threads=cfg.threads, cache_dir=cfg.cache_dir)
+    if deadline is None:
+        return plan
+    photos = int(0.5 * max(0.0, deadline - now) / SHOPPER_SECONDS_PER_PHOTO)
+    wanted = plan.train_items * plan.copies
+    if photos >= wanted:
+        return plan
+    from engine.train.shopper import MIN_TRAIN_ITEMS
+
+    if photos < MIN_TRAIN_ITEMS:
+        return None
+    copies = max(1, min(plan.copies, photos // plan.train_items))
+    items = min(plan.train_items, photos // copies)
+    logger.warning(
+        "shopper-photo model: %d items x %d photos instead of %d x %d to stay in the time budget",
+        items,
+        copies,
+        plan.train_items,
+        plan.copies,
+    )
+    return replace(plan, train_items=items, copies=copies, extra_copies=None)
+
+
+def fit_shopper_part(
+    products: list[Product],
+    files: dict[str, Path],
+    images_dir: Path,
+    joint: JointModel,
+    cfg: FitConfig,
+    out: Path,
+    deadline: float | None,
+) -> dict[str, Any]:
+    """The shopper-photo model into ``out`` (its report; ``fitted`` False with a note when
+    skipped or when the catalog has too few photographed items)."""
+    from engine.errors import InvalidInput
+    from engine.train.shopper import fit_shopper
+
+    if not cfg.shopper:
+        return {"fitted": False, "note": "not asked for (--no-shopper)"}
+    plan = shopper_plan(cfg, deadline, time.time())
+    if plan is None:
+        return {"fitted": False, "note": "no time left in the budget (raise --minutes)"}
+    try:
+        metrics = fit_shopper(products, files, images_dir, joint, plan, out)
+    except InvalidInput as exc:
+        return {"fitted": False, "note": exc.message}
+    keep = ("threshold", "object_weight", "train_items", "train_photos", "val_items", "seconds")
+    report = {"fitted": True, "file": "shopper.pt", **{k: metrics.get(k) for k in keep}}
+    step = metrics.get("category_step") or {}
+    if step:
+        th = str(step.get("category_threshold"))
+        p10, r10 = (step.get("val_type_p10_recall10_by_threshold") or {}).get(th, (None, None))
+        report["val_type_precision_at_10"], report["val_recall_at_10"] = p10, r10
+    return report
+
+
 def fit(
     catalog: Path,
     *,
@@ -315,6 +386,15 @@ def fit(
     seconds["joint"] = time.time() - t
 
     t = time.time()
+    shopper_joint = JointModel.load(joint_path, "cpu", num_threads=cfg.threads)  # as served
+    shopper_report = fit_shopper_part(
+        products, files, images_dir, shopper_joint, cfg, out, deadline
+    )
+    if not shopper_report["fitted"]:
+        notes.append(f"shopper-photo model not fitted: {shopper_report['note']}")
+    seconds["shopper"] = time.time() - t
+
+    t = time.time()
     if looks is not None:
         looks_report = fit_looks(
             products, files, images_dir, looks, joint_path, taxonomy, cfg, out, deadline
@@ -339,16 +419,19 @@ def fit(
         "notes": notes,
         "joint": {k: v for k, v in joint_report.items() if k != "history"},
         "joint_history": joint_report.get("history"),
+        "shopper": shopper_report,
         "looks": looks_report,
         "test": test,
         "seconds": seconds,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "config": json.loads(json.dumps(asdict(cfg), default=str)),
     }
     (out / "fit.json").write_text(json.dumps(report, indent=2, default=float))
     import torch
 
     parts: dict[str, Any] = {"joint": {"file": "joint.pt", "sha1": file_sha1(joint_path)}}
+    if shopper_report.get("fitted"):
+        parts["shopper"] = {"file": "shopper.pt", "sha1": file_sha1(out / "shopper.pt")}
     if looks_report.get("fitted"):
         parts["compat"] = {"file": "compat.pt", "sha1": file_sha1(out / "compat.pt")}
     manifest = Manifest(
@@ -389,6 +472,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--looks-epochs", type=int, default=FitConfig.looks_epochs)
     parser.add_argument("--threads", type=int, default=FitConfig.threads)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--no-shopper", action="store_true", help="skip the shopper-photo model")
+    parser.add_argument(
+        "--shopper-items",
+        type=int,
+        default=ShopperConfig.train_items,
+        help="training items of the shopper-photo model",
+    )
+    parser.add_argument(
+        "--shopper-copies",
+        type=int,
+        default=ShopperConfig.copies,
+        help="synthetic shopper photos per item",
+    )
     return parser
 
 
@@ -403,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         looks_epochs=args.looks_epochs,
         threads=args.threads,
         cache_dir=args.cache_dir,
+        shopper=not args.no_shopper,
+        shopper_config=ShopperConfig(train_items=args.shopper_items, copies=args.shopper_copies),
     )
     report = fit(
         args.catalog,

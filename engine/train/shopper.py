@@ -33,6 +33,8 @@ import copy
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,11 @@ import torch
 from torch import nn
 
 from engine.bundle import read_manifest, write_manifest
-from engine.catalog import Product, load_catalog
+from engine.catalog import Product, load_catalog_mapping
+from engine.catalog.product import local_image_path
+from engine.catalog.readers import read_products
 from engine.cli import CommandParser, fail, setup_logging
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidInput
 from engine.files import file_sha1
 from engine.models.accel import accelerate_image
 from engine.models.encoders import IMAGE_FEATURE_DIM, ImageEncoder, apply_num_threads
@@ -52,8 +56,14 @@ from engine.models.shopper import Objectness, ShopperModel, box_from_map
 from engine.models.versions import WEIGHTS_DIR
 from engine.settings import DEFAULT_SHARED_DATA
 from engine.train import shopper_data as D
-from engine.train.features import DEFAULT_CACHE_DIR, cached_image_inputs
-from engine.train.shopper_backbone import DEFAULT_SPLIT, adapted_pooled, prefix_function, train_tail
+from engine.train.features import DEFAULT_CACHE_DIR, cached_image_files
+from engine.train.shopper_backbone import (
+    DEFAULT_SPLIT,
+    StudioTeacher,
+    adapted_pooled,
+    prefix_function,
+    train_tail,
+)
 from engine.train.shopper_types import choose_category_step, train_type_head
 
 logger = logging.getLogger(__name__)
@@ -121,7 +131,8 @@ def train_query_tower(
     attr_head = joint.net
     for p in attr_head.parameters():
         p.requires_grad_(False)
-    type_pos = attr_head.attribute_names.index("article_type")
+    names = list(attr_head.attribute_names)
+    type_pos = names.index("article_type") if "article_type" in names else None
     g = torch.from_numpy(gallery)
     s = torch.from_numpy(studio)
     with torch.no_grad():
@@ -140,9 +151,9 @@ def train_query_tower(
             for v in vs:
                 q = nn.functional.normalize(tower(v[idx]), dim=-1)
                 loss = loss + nn.functional.cross_entropy(q @ g.T / temperature, r[idx])
-                logits = attr_head.attribute_logits(q)[type_pos]
                 known = t[idx] >= 0
-                if known.any():
+                if type_pos is not None and known.any():
+                    logits = attr_head.attribute_logits(q)[type_pos]
                     ce = nn.functional.cross_entropy(logits[known], t[idx][known])
                     loss = loss + type_weight * ce
             qs = nn.functional.normalize(tower(s[idx]), dim=-1)
@@ -153,6 +164,19 @@ def train_query_tower(
             total += float(loss.detach()) * len(idx)
         logger.info("query tower epoch %d: loss %.4f", epoch + 1, total / n)
     return tower.eval()
+
+
+def studio_teacher(
+    joint: JointModel, sets: list[D.SynthSet], studio: np.ndarray, weight: float
+) -> StudioTeacher | None:
+    """The tail's studio type target (None when ``weight`` is 0 or the joint model has no
+    photo type head): each training crop's colour inputs, its studio photo's served type
+    distribution."""
+    if weight <= 0 or joint.type_head is None or "article_type" not in joint.attribute_vocab:
+        return None
+    probs = joint.image_attribute_probabilities(studio)["article_type"]
+    colour = np.concatenate([p.object[:, IMAGE_FEATURE_DIM:] for p in sets])
+    return StudioTeacher(joint.type_head, colour, probs, weight)
 
 
 def recall_at_10(queries: np.ndarray, gallery: np.ndarray, rows: np.ndarray) -> float:
@@ -178,63 +202,155 @@ def item_chunks(ids: list[str], n_train: int, n_val: int | None, seed: int) -> l
     return chunks
 
 
+@dataclass
+class ShopperConfig:
+    """What :func:`fit_shopper` trains (the CLI flags of ``python -m engine.train shopper``)."""
+
+    train_items: int = 2000
+    val_items: int | None = None  # None: every validation item
+    epochs: int = 12  # query tower
+    copies: int = 4  # synthetic photos per item
+    extra_copies: int | None = None  # photos per item beyond the first CHUNK items
+    type_hidden: int = 512  # 0: no type head
+    type_epochs: int = 20
+    type_members: int = 1
+    tune_backbone: int = DEFAULT_SPLIT  # 0: packaged backbone for object crops
+    tail_epochs: int = 6
+    tail_type_weight: float = 0.0
+    # the studio type head's reading of the crop as a target for the tail (0: off)
+    tail_teacher_weight: float = 0.0
+    seed: int = 0
+    threads: int = 1
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    studio_cache_dir: Path | None = None
+
+
+MIN_TRAIN_ITEMS = 20
+MIN_VAL_ITEMS = 2
+FEW_VAL_ITEMS = 50  # fewer: the choices made on validation are noisy (logged)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser("python -m engine.train shopper", __doc__)
-    parser.add_argument("--catalog", type=Path, default=DEFAULT_SHARED_DATA / "catalog.jsonl.gz")
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=DEFAULT_SHARED_DATA / "catalog.jsonl.gz",
+        help="JSONL(.gz), CSV or Parquet",
+    )
+    parser.add_argument(
+        "--mapping", default=None, help="mapping file or preset (mango, myntra); default: ours"
+    )
     parser.add_argument("--images", type=Path, default=DEFAULT_SHARED_DATA / "images")
     parser.add_argument("--joint", type=Path, default=None, help="joint.pt or bundle (default)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="bundle folder out")
-    parser.add_argument("--train-items", type=int, default=2000)
+    d = ShopperConfig()
+    parser.add_argument("--train-items", type=int, default=d.train_items)
     parser.add_argument(
         "--val-items", type=int, default=None, help="validation items (default: all of them)"
     )
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--copies", type=int, default=4, help="synthetic photos per item")
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--copies", type=int, default=d.copies, help="synthetic photos per item")
     parser.add_argument(
         "--extra-copies", type=int, default=None, help="photos per item beyond the first 2,000"
     )
-    parser.add_argument("--type-hidden", type=int, default=512, help="type head (0: none)")
-    parser.add_argument("--type-epochs", type=int, default=20)
     parser.add_argument(
-        "--type-members", type=int, default=1, help="type heads (seeds) merged into one"
+        "--type-hidden", type=int, default=d.type_hidden, help="type head (0: none)"
+    )
+    parser.add_argument("--type-epochs", type=int, default=d.type_epochs)
+    parser.add_argument(
+        "--type-members",
+        type=int,
+        default=d.type_members,
+        help="type heads (seeds) merged into one",
     )
     parser.add_argument(
         "--tune-backbone",
         type=int,
-        default=DEFAULT_SPLIT,
+        default=d.tune_backbone,
         help="fine-tune the backbone from this block on for object crops (0: off)",
     )
-    parser.add_argument("--tail-epochs", type=int, default=6)
+    parser.add_argument("--tail-epochs", type=int, default=d.tail_epochs)
     parser.add_argument(
-        "--tail-type-weight", type=float, default=0.0, help="type probe loss in the tail"
+        "--tail-type-weight",
+        type=float,
+        default=d.tail_type_weight,
+        help="type probe loss in the tail",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--tail-teacher-weight",
+        type=float,
+        default=d.tail_teacher_weight,
+        help="studio type head's distribution as a target in the tail (0: off)",
+    )
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--cache-dir", type=Path, default=d.cache_dir)
     parser.add_argument(
         "--studio-cache-dir", type=Path, default=None, help="studio features (default cache)"
     )
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=d.threads)
     return parser
 
 
+def config_from_args(args: argparse.Namespace) -> ShopperConfig:
+    names = {f.name for f in fields(ShopperConfig)}
+    return ShopperConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
 def fit(args: argparse.Namespace) -> dict[str, Any]:
-    t0 = time.time()
-    apply_num_threads(args.threads)
+    """The CLI: the catalog through its mapping, then :func:`fit_shopper` into ``--out``."""
+    products, failed = read_products(args.catalog, load_catalog_mapping(args.mapping))
+    if not products:
+        raise InvalidInput(f"no valid product in {args.catalog} ({len(failed)} rows failed)")
+    files = {p.id: path for p in products if (path := local_image_path(p, args.images))}
     joint = JointModel.load(args.joint, "cpu", num_threads=args.threads)
-    products: dict[str, Product] = {p.id: p for p in load_catalog(args.catalog)}
+    return fit_shopper(products, files, args.images, joint, config_from_args(args), Path(args.out))
+
+
+def fit_shopper(
+    product_list: Sequence[Product],
+    files: Mapping[str, Path],
+    images_dir: Path,
+    joint: JointModel,
+    cfg: ShopperConfig,
+    out: Path,
+) -> dict[str, Any]:
+    """Train ``shopper.pt`` (see the module docstring) for ``joint`` on any catalog's photos
+    (``files``: item id -> studio photo) and write it, with ``shopper.metrics.json``, to
+    ``out`` (listed in its manifest when ``out`` is a bundle). Returns the metrics; raises
+    :class:`InvalidInput` when there are too few photographed training or validation items."""
+    t0 = time.time()
+    apply_num_threads(cfg.threads)
+    products: dict[str, Product] = {p.id: p for p in product_list}
 
     def factory() -> Any:
-        return accelerate_image(ImageEncoder("cpu", num_threads=args.threads), threads=args.threads)
+        return accelerate_image(ImageEncoder("cpu", num_threads=cfg.threads), threads=cfg.threads)
 
-    ids, studio_x = cached_image_inputs(
-        list(products), args.images, factory, cache_dir=args.studio_cache_dir or args.cache_dir
+    ids, studio_x = cached_image_files(
+        {i: files[i] for i in products if i in files},
+        images_dir,
+        factory,
+        cache_dir=cfg.studio_cache_dir or cfg.cache_dir,
     )
     gallery = joint.embed_image_features(studio_x)
     row_of = {item: i for i, item in enumerate(ids)}
-    train_ids, val_ids = D.split_ids(ids, args.train_items, args.val_items, args.seed)
-    chunks = item_chunks(ids, args.train_items, args.val_items, args.seed)
-    split = int(args.tune_backbone or 0)
-    base_model = ImageEncoder("cpu", num_threads=args.threads).model if split else None
+    train_ids, val_ids = D.split_ids(ids, cfg.train_items, cfg.val_items, cfg.seed)
+    if len(train_ids) < MIN_TRAIN_ITEMS or len(val_ids) < MIN_VAL_ITEMS:
+        raise InvalidInput(
+            f"too few photographed items for the shopper-photo model: {len(train_ids)} training "
+            f"(at least {MIN_TRAIN_ITEMS}), {len(val_ids)} validation (at least {MIN_VAL_ITEMS})",
+            train_items=len(train_ids),
+            val_items=len(val_ids),
+        )
+    if len(val_ids) < FEW_VAL_ITEMS:
+        logger.warning(
+            "only %d validation items: the box threshold, fusion weight and category step "
+            "chosen on them are noisy",
+            len(val_ids),
+        )
+    chunks = item_chunks(ids, cfg.train_items, cfg.val_items, cfg.seed)
+    split = int(cfg.tune_backbone or 0)
+    base_model = ImageEncoder("cpu", num_threads=cfg.threads).model if split else None
     prefix = (f"lite0-{split}", prefix_function(base_model, split)) if base_model else None
 
     def synthetic(
@@ -242,29 +358,30 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     ) -> D.SynthSet:
         return D.cached(
             items,
-            args.images,
+            images_dir,
             factory,
             seed=seed,
             copy=photo_copy,
             keep_maps=keep_maps,
-            cache_dir=args.cache_dir,
+            cache_dir=cfg.cache_dir,
             prefix=prefix,
+            files=files,
         )
 
-    val = synthetic(val_ids, args.seed + 1, keep_maps=len(val_ids))
-    train = synthetic(chunks[0], args.seed, keep_maps=1500)
+    val = synthetic(val_ids, cfg.seed + 1, keep_maps=len(val_ids))
+    train = synthetic(chunks[0], cfg.seed, keep_maps=1500)
     more = (
         [  # further synthetic copies of the same items: more backgrounds and poses
-            synthetic(chunks[0], args.seed, photo_copy=c) for c in range(1, args.copies)
+            synthetic(chunks[0], cfg.seed, photo_copy=c) for c in range(1, cfg.copies)
         ]
         + [  # items beyond the first chunk (cached per chunk, so a larger run reuses a smaller)
-            synthetic(chunk, args.seed, photo_copy=c)
+            synthetic(chunk, cfg.seed, photo_copy=c)
             for chunk in chunks[1:]
-            for c in range(args.copies if args.extra_copies is None else args.extra_copies)
+            for c in range(cfg.copies if cfg.extra_copies is None else cfg.extra_copies)
         ]
     )
     # 1. objectness
-    head = train_objectness(train.maps, train.targets[: len(train.maps)], seed=args.seed)
+    head = train_objectness(train.maps, train.targets[: len(train.maps)], seed=cfg.seed)
     shopper = ShopperModel(head, None)
     probs = shopper.object_probability(val.maps.astype(np.float32))
     ious = {
@@ -283,7 +400,7 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         "objectness box IoU on validation by threshold: %s (feature norm %.3f)", ious, norm_iou
     )
     # 2. query tower
-    vocab = joint.attribute_vocab["article_type"]
+    vocab = list(joint.attribute_vocab.get("article_type") or [])  # empty: no type in the catalog
     tindex = {v: i for i, v in enumerate(vocab)}
     sets = [train, *more]
     all_ids = [i for part in sets for i in part.ids]
@@ -299,10 +416,11 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
             np.concatenate([p.object_maps for p in sets]),  # type: ignore[misc]
             studio_x[rows, :IMAGE_FEATURE_DIM],
             val=(val.object_maps, studio_x[vrows_true, :IMAGE_FEATURE_DIM]),  # type: ignore[arg-type]
-            epochs=args.tail_epochs,
+            epochs=cfg.tail_epochs,
             labels=types,
-            type_weight=args.tail_type_weight,
-            seed=args.seed,
+            type_weight=cfg.tail_type_weight,
+            teacher=studio_teacher(joint, sets, studio_x[rows], cfg.tail_teacher_weight),
+            seed=cfg.seed,
         )
         for p in sets:  # the query tower and the type head learn on the adapted features
             p.object[:, :IMAGE_FEATURE_DIM] = adapted_pooled(base_model, tail, p.object_maps)  # type: ignore[arg-type]
@@ -314,12 +432,12 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         studio_x[rows],
         [np.concatenate([p.object for p in sets]), np.concatenate([p.whole for p in sets])],
         types,
-        epochs=args.epochs,
-        seed=args.seed,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
     )
     # 3. fusion weight on localised validation photos, as served
     shopper = ShopperModel(head, tower, {"threshold": threshold}, backbone_tail=tail)
-    photos = D.synthetic_photos(val_ids, args.images, args.seed + 1)
+    photos = D.synthetic_photos(val_ids, images_dir, cfg.seed + 1, files=files)
     located = shopper.locate([ph.image for _, _, ph in photos], factory())
     vrows = np.asarray([row_of[i] for i, _, _ in photos])
     obj = np.stack([loc.object_inputs for loc in located])
@@ -337,7 +455,7 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     weight = max(curve, key=lambda k: curve[k])
     shopper.config["object_weight"] = weight
     # 4. type head, and the category step for shopper photos
-    if args.type_hidden:
+    if cfg.type_hidden and vocab:
         objs, wholes = (
             np.concatenate([p.object for p in sets]),
             np.concatenate([p.whole for p in sets]),
@@ -350,10 +468,10 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
             x,
             types,
             len(vocab),
-            hidden=args.type_hidden,
-            epochs=args.type_epochs,
-            seed=args.seed,
-            members=args.type_members,
+            hidden=cfg.type_hidden,
+            epochs=cfg.type_epochs,
+            seed=cfg.seed,
+            members=cfg.type_members,
         )
         del x
         e_o, e_w = shopper.tower_embed(joint, obj), shopper.tower_embed(joint, whole)
@@ -361,7 +479,10 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         probs = shopper.type_probabilities(joint, e_o, e_w, located)
         assert probs is not None
         attr = joint.attribute_probabilities(emb)["article_type"]
-        other = np.asarray([i for i, loc in enumerate(located) if loc.source != "background"])
+        other = np.asarray(
+            [i for i, loc in enumerate(located) if loc.source != "background"], dtype=np.int64
+        )
+    if cfg.type_hidden and vocab and len(other):
         chosen = choose_category_step(
             probs[other],
             attr[other],
@@ -384,13 +505,14 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
         train_photos=len(all_ids),
         val_items=len(val.ids),
     )
-    out = shopper.save(Path(args.out) / "shopper.pt")
-    (Path(args.out) / "shopper.metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    manifest = read_manifest(Path(args.out))
+    folder = Path(out)
+    path = shopper.save(folder / "shopper.pt")
+    (folder / "shopper.metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    manifest = read_manifest(folder)
     if manifest is not None:  # a bundle: list the part as joint.pt and compat.pt are
-        manifest.parts["shopper"] = {"file": out.name, "sha1": file_sha1(out)}
-        write_manifest(Path(args.out), manifest)
-    logger.info("wrote %s (%.1f s)", out, time.time() - t0)
+        manifest.parts["shopper"] = {"file": path.name, "sha1": file_sha1(path)}
+        write_manifest(folder, manifest)
+    logger.info("wrote %s (%.1f s)", path, time.time() - t0)
     return result
 
 

@@ -23,6 +23,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -84,6 +85,37 @@ def prefix_function(
     return run
 
 
+@dataclass
+class StudioTeacher:
+    """The studio photos' type distributions as a target for the tail (see :func:`train_tail`):
+    ``head`` a frozen photo type head over image inputs (pooled features + colour inputs),
+    ``colour`` each training crop's colour inputs, ``probs`` its studio photo's distribution."""
+
+    head: nn.Module
+    colour: np.ndarray
+    probs: np.ndarray
+    weight: float = 0.3
+
+    def __post_init__(self) -> None:
+        self.head = copy.deepcopy(self.head).float().eval()
+        for p in self.head.parameters():
+            p.requires_grad_(False)
+        self._colour = torch.from_numpy(np.asarray(self.colour, np.float32))
+        self._log_target = (
+            torch.from_numpy(np.asarray(self.probs, np.float32)).clamp_min(1e-8).log()
+        )
+
+    def loss(self, pooled: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        idx = torch.from_numpy(np.asarray(rows, np.int64))
+        logits = self.head(torch.cat([pooled, self._colour[idx]], dim=1))
+        return nn.functional.kl_div(
+            nn.functional.log_softmax(logits, dim=-1),
+            self._log_target[idx],
+            log_target=True,
+            reduction="batchmean",
+        )
+
+
 def _batches(maps: np.ndarray, idx: np.ndarray, size: int):
     for s in range(0, len(idx), size):
         part = idx[s : s + size]
@@ -115,13 +147,16 @@ def train_tail(
     mse_weight: float = 0.1,
     labels: np.ndarray | None = None,
     type_weight: float = 0.0,
+    teacher: StudioTeacher | None = None,
     seed: int = 0,
 ) -> tuple[BackboneTail, dict[str, float]]:
     """Fine-tune (see the module docstring): ``maps`` the prefix outputs of the object crops,
     ``targets`` their studio photos' pooled features. With ``labels`` (article-type indices,
     -1 unknown) and ``type_weight`` > 0, a linear type probe on the pooled features (dropped
     afterwards) adds ``type_weight`` x its cross-entropy, so the adapted features also keep
-    types apart. Returns the tail and its numbers."""
+    types apart. With ``teacher``, the frozen studio type head must read each crop's adapted
+    features (with its colour inputs) as it reads its studio photo: ``teacher.weight`` x the
+    KL divergence of the two distributions. Returns the tail and its numbers."""
     torch.manual_seed(seed)
     tail = _Tail(copy.deepcopy(model).float().to(memory_format=torch.contiguous_format), split)
     y_all = torch.from_numpy(np.asarray(targets, np.float32))
@@ -130,7 +165,7 @@ def train_tail(
         report["val_cosine_before"] = round(_cosine(pooled(tail, val[0]), val[1]), 4)
     params = list(tail.parameters())
     probe: nn.Module | None = None
-    if labels is not None and type_weight > 0:
+    if labels is not None and type_weight > 0 and (np.asarray(labels) >= 0).any():
         lab = torch.from_numpy(np.asarray(labels, np.int64))
         probe = nn.Linear(int(y_all.shape[1]), int(lab.max()) + 1)
         params += list(probe.parameters())
@@ -152,6 +187,8 @@ def train_tail(
                 loss = loss + type_weight * nn.functional.cross_entropy(
                     probe(f), lab[part], ignore_index=-1
                 )
+            if teacher is not None:
+                loss = loss + teacher.weight * teacher.loss(f, part)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -172,4 +209,4 @@ def adapted_pooled(model: nn.Module, tail: BackboneTail, maps: np.ndarray) -> np
     return pooled(_Tail(grafted, tail.split), maps)
 
 
-__all__ = ["DEFAULT_SPLIT", "adapted_pooled", "prefix_function", "train_tail"]
+__all__ = ["DEFAULT_SPLIT", "StudioTeacher", "adapted_pooled", "prefix_function", "train_tail"]

@@ -98,13 +98,15 @@ def compute(
     keep_maps: int = 0,
     chunk: int = 32,
     prefix: Callable[[list[Image.Image]], np.ndarray] | None = None,
+    files: Mapping[str, Path] | None = None,
 ) -> SynthSet:
     """See the module docstring (not cached); ``prefix``: also the object crops' outputs of
-    the backbone's first blocks (:func:`engine.train.shopper_backbone.prefix_function`)."""
+    the backbone's first blocks (:func:`engine.train.shopper_backbone.prefix_function`);
+    ``files``: item id -> studio photo (default ``images_dir/<id>.jpg``)."""
     kept, whole, obj, targets, maps, obj_maps = [], [], [], [], [], []
     bar = tqdm(total=len(ids), desc=f"synthetic shopper photos (seed {seed})", unit="img")
     for start in range(0, len(ids), chunk):
-        batch = synthetic_photos(ids[start : start + chunk], images_dir, seed, copy)
+        batch = synthetic_photos(ids[start : start + chunk], images_dir, seed, copy, files)
         squares, crops, colours_w, colours_o = [], [], [], []
         for item, _, ph in batch:
             rgb = ph.image
@@ -146,6 +148,19 @@ def compute(
     )
 
 
+def _files_tag(ids: Sequence[str], images_dir: Path, files: Mapping[str, Path] | None) -> str:
+    """A cache-key part naming the photo files, empty when every one is ``<id>.jpg`` in
+    ``images_dir`` (so such caches keep their key)."""
+    if not files:
+        return ""
+    root = Path(images_dir)
+    named = [(i, Path(files[i])) for i in ids if i in files]
+    if all(path == root / f"{i}.jpg" for i, path in named):
+        return ""
+    text = "\n".join(f"{i}={path}" for i, path in named)
+    return "|files=" + hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 def cached(
     ids: Sequence[str],
     images_dir: Path,
@@ -156,10 +171,13 @@ def cached(
     keep_maps: int = 0,
     cache_dir: Path = DEFAULT_CACHE_DIR,
     prefix: tuple[str, Callable[[list[Image.Image]], np.ndarray]] | None = None,
+    files: Mapping[str, Path] | None = None,
 ) -> SynthSet:
     """:func:`compute`, cached in one npz per (folder, ids, seed, copy, keep_maps, prefix
-    tag); ``prefix``: (a tag naming the prefix, the function)."""
+    tag, and the photo files where they are not ``<id>.jpg``); ``prefix``: (a tag naming the
+    prefix, the function)."""
     tag = f"|prefix={prefix[0]}" if prefix is not None else ""
+    tag += _files_tag(ids, images_dir, files)
     key = hashlib.sha1(
         f"{Path(images_dir).resolve()}|{','.join(ids)}|{seed}|{copy}|{keep_maps}|v1{tag}".encode()
     ).hexdigest()[:12]
@@ -182,6 +200,7 @@ def cached(
         copy=copy,
         keep_maps=keep_maps,
         prefix=prefix[1] if prefix is not None else None,
+        files=files,
     )
     extra = {} if data.object_maps is None else {"object_maps": data.object_maps}
     path.parent.mkdir(parents=True, exist_ok=True)

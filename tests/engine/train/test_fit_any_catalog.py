@@ -2,7 +2,9 @@
 third taxonomy (German column names and type names, colours in German, no titles or
 descriptions, one attribute column always empty, a type the taxonomy cannot place) goes
 through its mapping file -> ``engine fit`` -> ingest -> text and photo search -> complete the
-look, with no crash, and the unmapped type is reported."""
+look, with no crash, and the unmapped type is reported; the bundle's shopper-photo model is
+fitted to the same catalog's photos (found through the mapping) and reads an upload that is
+not a studio shot."""
 
 from __future__ import annotations
 
@@ -132,6 +134,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def bundle(catalog: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
     from engine.train.fit import FitConfig, fit
+    from engine.train.shopper import ShopperConfig
 
     root = catalog["root"]
     out = tmp_path_factory.mktemp("bundle")
@@ -147,12 +150,17 @@ def bundle(catalog: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
             colour_epochs=4,
             looks_epochs=2,
             cache_dir=tmp_path_factory.mktemp("cache"),
+            shopper_config=ShopperConfig(
+                copies=1, epochs=2, type_epochs=3, tail_epochs=1, type_hidden=64
+            ),
         ),
     )
     assert report["products"] == len(catalog["rows"])
     assert report["slots"]["unmapped_types"] == {"Kerze": 12}
     assert any(n.startswith("muster") for n in report["notes"]), report["notes"]
     assert report["looks"]["fitted"] is True, report["looks"]
+    assert report["shopper"]["fitted"] is True, report["shopper"]
+    assert report["shopper"]["train_items"] >= 20 and report["shopper"]["val_items"] >= 2
     return out
 
 
@@ -162,7 +170,7 @@ def test_bundle_manifest_has_the_catalogs_label_spaces(bundle: Path) -> None:
     assert set(manifest.label_spaces["article_type"]) == {"Hemd", "Hose", "Schuhe", "Kerze"}
     assert set(manifest.label_spaces["base_colour"]) == set(GROUPS.values())
     assert "muster" not in manifest.label_spaces  # the always-empty attribute has no head
-    assert set(manifest.parts) == {"joint", "compat"}
+    assert set(manifest.parts) == {"joint", "compat", "shopper"}
     assert "text_to_image_recall_at_10" in manifest.metrics
     json.dumps(manifest.model_dump())  # serialisable
 
@@ -267,6 +275,34 @@ def test_text_and_photo_search(served: dict[str, Any], catalog: dict[str, Any]) 
     res = search.image_search(photo, Filters(), size=5, explain=True)
     assert res.hits and res.hits[0].article_type == "Hemd"
     assert search.fit_check.fitted()  # the bundle knows this catalog: classifier in the fusion
+
+
+def test_shopper_photo_through_the_fitted_shopper_model(
+    served: dict[str, Any], catalog: dict[str, Any], cluster: Backend, settings: Settings
+) -> None:
+    from engine.models.joint import JointModel
+    from engine.models.shopper import ShopperModel
+    from engine.queries import Filters
+    from engine.search.service import SearchService
+    from engine.train.datagen.shopper import item_rng, synthesise
+
+    bundle = served["bundle"]
+    joint, shopper = JointModel.load(bundle, "cpu"), ShopperModel.load(bundle)
+    assert shopper.fits(joint)  # its type head knows this catalog's types
+    assert shopper.type_head is not None
+    assert shopper.type_head.net[-1].out_features == len(joint.attribute_vocab["article_type"])
+    search = SearchService.from_settings(
+        settings.with_models(bundle=bundle, onnx=False),
+        cluster,
+        joint,
+        index=served["index"],
+        shopper=lambda: shopper,
+    )
+    studio = Image.open(catalog["images"] / "foto_2.jpg").convert("RGB")
+    photo = synthesise(studio, item_rng(3, "DA-0002", 0)).image  # on a background, not white
+    res = search.image_search(photo, Filters(), size=5, explain=True)
+    assert res.hits
+    assert res.located is not None and res.located.source in ("objectness", "full")
 
 
 def test_complete_the_look(served: dict[str, Any]) -> None:

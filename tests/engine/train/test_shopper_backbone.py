@@ -55,3 +55,34 @@ def test_the_tail_moves_crops_towards_their_targets() -> None:
     # the grafted tail reproduces what training computed, through the full backbone
     graft = tail.encoder(enc)
     np.testing.assert_allclose(graft.features(views[:4]), adapted[:4], atol=2e-2)
+
+
+def test_a_studio_teacher_pulls_the_crops_type_reading_towards_the_studio_photos() -> None:
+    import torch
+    from torch import nn
+
+    from engine.train.shopper_backbone import StudioTeacher
+
+    torch.manual_seed(0)
+    enc = ImageEncoder("cpu", num_threads=1)
+    imgs = [Image.open(p).convert("RGB") for p in sorted(SAMPLE.glob("*.jpg"))[:16]]
+    views = [Image.eval(img, lambda v: int(v * 0.5)) for img in imgs]
+    maps = prefix_function(enc.model, 14)(views)
+    targets = enc.features(imgs)
+    colour = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    head = nn.Linear(targets.shape[1] + 4, 3)
+    with torch.no_grad():
+        head.weight.mul_(30.0)  # confident readings, so the darkened crops read differently
+        probs = torch.softmax(head(torch.from_numpy(np.hstack([targets, colour]))), -1).numpy()
+    teacher = StudioTeacher(head, colour, probs, weight=5.0)
+    rows = np.arange(16)
+
+    def kl(features: np.ndarray) -> float:
+        with torch.no_grad():
+            return float(teacher.loss(torch.from_numpy(features), rows))
+
+    tail, _ = train_tail(enc.model, 14, maps, targets, teacher=teacher, epochs=10, lr=1e-4)
+    before = kl(enc.features(views))
+    after = kl(adapted_pooled(enc.model, tail, maps))
+    assert after < 0.7 * before, (before, after)
+    assert all(not p.requires_grad for p in teacher.head.parameters())  # the head stays frozen
