@@ -12,13 +12,14 @@ their own id), it fits:
    values seen 5 times, is skipped with a note, never a crash. Its ``article_type`` part is the
    category classifier the search fuses with a k-NN vote;
 2. the **colour head** over photo inputs (:mod:`engine.train.colour`), when there is a colour;
-3. the **shopper-photo model** (:mod:`engine.train.shopper`: objectness head, the backbone's
-   last stages for object crops, query tower, type head) on synthetic shopper photos made from
-   the catalog's own packshots, sized to the time budget (``--no-shopper``: skipped, photo
-   uploads are then read as studio shots);
-4. the **compatibility model** on the catalog's looks (:mod:`engine.train.looks`; ``--looks``
+3. the **compatibility model** on the catalog's looks (:mod:`engine.train.looks`; ``--looks``
    takes the JSONL look format or a relational CSV ``outfit_id,item_id``), held-out looks never
-   trained on; without looks it says so and complete the look stays look-free.
+   trained on; without looks it says so and complete the look stays look-free;
+4. the **shopper-photo model** (:mod:`engine.train.shopper`: objectness head, the backbone's
+   last stages for object crops, query tower, type head) on synthetic shopper photos made from
+   the catalog's own packshots, last, with the time the others leave (the compatibility model
+   leaves it its run, or 45% of what is left; ``--no-shopper``: skipped, and photo uploads that
+   are not studio shots are then read as studio shots).
 
 Writes the bundle (:mod:`engine.bundle`): ``joint.pt``, ``shopper.pt``, ``compat.pt``, ``manifest.json`` (what
 was fitted, label spaces, catalog digest, metrics, versions) and ``fit.json``. Metrics are on
@@ -63,7 +64,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class FitConfig:
     seed: int = 0
-    minutes: float | None = 20.0
+    minutes: float | None = 30.0
     joint_epochs: int = 25
     colour_epochs: int = 20
     head_members: int = 3  # photo heads refitted as this many seeds, merged (logit mean)
@@ -92,6 +93,7 @@ LOOKS_SECONDS_PER_PAIR = 4e-4  # compatibility training cost per pair and epoch 
 # shopper-photo model, all in, per synthetic training photo (2-core CPU: 8,000 photos of 2,000
 # Myntra items + 760 validation photos, backbone from block 8 fine-tuned, 23 minutes cold)
 SHOPPER_SECONDS_PER_PHOTO = 0.15
+SHOPPER_FIXED_SECONDS = 120.0  # validation photos, query tower and type head, choices
 HEAD_WEIGHTS = (0.3, 0.5, 0.7, 0.85, 1.0)
 CATEGORY_ALPHAS = (0.3, 0.5, 0.7, 0.85, 1.0)  # classifier weight in the category fusion
 
@@ -289,18 +291,20 @@ def fit_looks(
     }
 
 
-def shopper_plan(cfg: FitConfig, deadline: float | None, now: float) -> ShopperConfig | None:
-    """The shopper-photo run that fits half of the time left (None: none fits); without a
-    deadline, ``cfg.shopper_config`` as it is."""
+def shopper_seconds(plan: ShopperConfig) -> float:
+    """Expected seconds of a shopper-photo run (2-core CPU, cold synthetic-photo cache)."""
+    return SHOPPER_FIXED_SECONDS + SHOPPER_SECONDS_PER_PHOTO * plan.train_items * plan.copies
+
+
+def shopper_plan(cfg: FitConfig, seconds: float | None) -> ShopperConfig | None:
+    """The shopper-photo run that fits in ``seconds`` (None: none fits); ``seconds`` None (no
+    time budget): ``cfg.shopper_config`` as it is."""
     plan = replace(cfg.shopper_config, seed=cfg.seed, threads=cfg.threads, cache_dir=cfg.cache_dir)
-    if deadline is None:
-        return plan
-    photos = int(0.5 * max(0.0, deadline - now) / SHOPPER_SECONDS_PER_PHOTO)
-    wanted = plan.train_items * plan.copies
-    if photos >= wanted:
+    if seconds is None or shopper_seconds(plan) <= seconds:
         return plan
     from engine.train.shopper import MIN_TRAIN_ITEMS
 
+    photos = int(max(0.0, seconds - SHOPPER_FIXED_SECONDS) / SHOPPER_SECONDS_PER_PHOTO)
     if photos < MIN_TRAIN_ITEMS:
         return None
     copies = max(1, min(plan.copies, photos // plan.train_items))
@@ -331,7 +335,7 @@ def fit_shopper_part(
 
     if not cfg.shopper:
         return {"fitted": False, "note": "not asked for (--no-shopper)"}
-    plan = shopper_plan(cfg, deadline, time.time())
+    plan = shopper_plan(cfg, None if deadline is None else deadline - time.time() - 30.0)
     if plan is None:
         return {"fitted": False, "note": "no time left in the budget (raise --minutes)"}
     try:
@@ -385,7 +389,23 @@ def fit(
     joint_path = model.save(out / "joint.pt")
     seconds["joint"] = time.time() - t
 
+    # the compatibility model's share of the time left leaves the shopper-photo model its run
+    # (or, when both do not fit, 45% of what is left)
+    looks_deadline = deadline
+    if deadline is not None and cfg.shopper:
+        left = deadline - time.time()
+        looks_deadline = deadline - min(shopper_seconds(cfg.shopper_config), 0.45 * left)
     t = time.time()
+    if looks is not None:
+        looks_report = fit_looks(
+            products, files, images_dir, looks, joint_path, taxonomy, cfg, out, looks_deadline
+        )
+    else:
+        looks_report = {"fitted": False, "note": "no --looks: complete the look stays look-free"}
+        notes.append("compatibility model not fitted (no looks given): look-free complete the look")
+    seconds["looks"] = time.time() - t
+
+    t = time.time()  # last: it takes the time the other parts leave
     shopper_joint = JointModel.load(joint_path, "cpu", num_threads=cfg.threads)  # as served
     shopper_report = fit_shopper_part(
         products, files, images_dir, shopper_joint, cfg, out, deadline
@@ -393,16 +413,6 @@ def fit(
     if not shopper_report["fitted"]:
         notes.append(f"shopper-photo model not fitted: {shopper_report['note']}")
     seconds["shopper"] = time.time() - t
-
-    t = time.time()
-    if looks is not None:
-        looks_report = fit_looks(
-            products, files, images_dir, looks, joint_path, taxonomy, cfg, out, deadline
-        )
-    else:
-        looks_report = {"fitted": False, "note": "no --looks: complete the look stays look-free"}
-        notes.append("compatibility model not fitted (no looks given): look-free complete the look")
-    seconds["looks"] = time.time() - t
     seconds["total"] = time.time() - t0
 
     test = dict(joint_report.get("test", {}))

@@ -1,0 +1,29 @@
+"""How ``engine fit`` sizes the shopper-photo model to its time budget (pure)."""
+
+from __future__ import annotations
+
+from engine.train.fit import FitConfig, shopper_plan, shopper_seconds
+from engine.train.shopper import ShopperConfig
+
+
+def test_without_a_budget_the_run_is_as_configured_with_the_fits_seed_and_threads() -> None:
+    cfg = FitConfig(seed=7, threads=3, shopper_config=ShopperConfig(train_items=500, copies=3))
+    plan = shopper_plan(cfg, None)
+    assert plan is not None
+    assert (plan.train_items, plan.copies, plan.seed, plan.threads) == (500, 3, 7, 3)
+    assert plan.cache_dir == cfg.cache_dir
+    roomy = shopper_plan(cfg, shopper_seconds(cfg.shopper_config) + 1.0)
+    assert roomy is not None and (roomy.train_items, roomy.copies) == (500, 3)
+
+
+def test_a_short_budget_cuts_copies_first_then_items_and_fits() -> None:
+    cfg = FitConfig(shopper_config=ShopperConfig(train_items=2000, copies=4))
+    full = shopper_seconds(cfg.shopper_config)
+    half = shopper_plan(cfg, full / 2)
+    assert half is not None
+    assert half.train_items == 2000 and 1 <= half.copies < 4
+    assert shopper_seconds(half) <= full / 2
+    small = shopper_plan(cfg, shopper_seconds(ShopperConfig(train_items=300, copies=1)))
+    assert small is not None and small.copies == 1 and 200 < small.train_items <= 300
+    assert shopper_plan(cfg, shopper_seconds(ShopperConfig(train_items=1, copies=1))) is None
+    assert shopper_plan(cfg, 0.0) is None
