@@ -34,7 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +226,38 @@ class ShopperConfig:
 
 
 MIN_TRAIN_ITEMS = 20
+# a training photo costs about this many times a validation photo's generation: its own
+# generation plus the backbone tail's epochs and the tower and type head (2-core CPU, 2,000
+# Myntra items x 4: generation ~0.1 s a photo, a tail epoch ~0.022 s, the rest ~0.03 s)
+TRAIN_COST_BASE, TRAIN_COST_PER_TAIL_EPOCH = 1.3, 0.22
+
+
+def cut_to_photos(cfg: ShopperConfig, photos: int) -> ShopperConfig | None:
+    """``cfg`` with at most ``photos`` training photos: fewer copies per item first, then fewer
+    items (None: not even :data:`MIN_TRAIN_ITEMS`); unchanged when it fits."""
+    if cfg.train_items * cfg.copies <= photos:
+        return cfg
+    if photos < MIN_TRAIN_ITEMS:
+        return None
+    copies = max(1, min(cfg.copies, photos // max(cfg.train_items, 1)))
+    items = min(cfg.train_items, photos // copies)
+    logger.warning(
+        "shopper-photo model: %d items x %d photos instead of %d x %d to stay in the time budget",
+        items,
+        copies,
+        cfg.train_items,
+        cfg.copies,
+    )
+    return replace(cfg, train_items=items, copies=copies, extra_copies=None)
+
+
+def photos_in(cfg: ShopperConfig, seconds: float, val_seconds_per_photo: float) -> int:
+    """Training photos that fit in ``seconds``, from the measured generation cost of a
+    validation photo."""
+    per = val_seconds_per_photo * (TRAIN_COST_BASE + TRAIN_COST_PER_TAIL_EPOCH * cfg.tail_epochs)
+    return int(max(0.0, seconds) / max(per, 1e-6))
+
+
 MIN_VAL_ITEMS = 2
 FEW_VAL_ITEMS = 50  # fewer: the choices made on validation are noisy (logged)
 
@@ -314,11 +346,15 @@ def fit_shopper(
     joint: JointModel,
     cfg: ShopperConfig,
     out: Path,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Train ``shopper.pt`` (see the module docstring) for ``joint`` on any catalog's photos
     (``files``: item id -> studio photo) and write it, with ``shopper.metrics.json``, to
-    ``out`` (listed in its manifest when ``out`` is a bundle). Returns the metrics; raises
-    :class:`InvalidInput` when there are too few photographed training or validation items."""
+    ``out`` (listed in its manifest when ``out`` is a bundle). ``deadline`` (a ``time.time()``):
+    the training photos are cut (:func:`cut_to_photos`) to what this machine makes in the time
+    left, as measured on the validation photos. Returns the metrics; raises
+    :class:`InvalidInput` when there are too few photographed training or validation items
+    or no time for them."""
     t0 = time.time()
     apply_num_threads(cfg.threads)
     products: dict[str, Product] = {p.id: p for p in product_list}
@@ -348,7 +384,6 @@ def fit_shopper(
             "chosen on them are noisy",
             len(val_ids),
         )
-    chunks = item_chunks(ids, cfg.train_items, cfg.val_items, cfg.seed)
     split = int(cfg.tune_backbone or 0)
     base_model = ImageEncoder("cpu", num_threads=cfg.threads).model if split else None
     prefix = (f"lite0-{split}", prefix_function(base_model, split)) if base_model else None
@@ -368,7 +403,15 @@ def fit_shopper(
             files=files,
         )
 
+    t_val = time.time()
     val = synthetic(val_ids, cfg.seed + 1, keep_maps=len(val_ids))
+    if deadline is not None:
+        per_photo = (time.time() - t_val) / max(len(val.ids), 1)
+        cut = cut_to_photos(cfg, photos_in(cfg, deadline - time.time() - 60.0, per_photo))
+        if cut is None:
+            raise InvalidInput("no time left for the shopper-photo model's training photos")
+        cfg = cut
+    chunks = item_chunks(ids, cfg.train_items, cfg.val_items, cfg.seed)
     train = synthetic(chunks[0], cfg.seed, keep_maps=1500)
     more = (
         [  # further synthetic copies of the same items: more backgrounds and poses

@@ -53,3 +53,19 @@ def test_training_feature_extraction_uses_the_equivalent_onnx_backbone() -> None
     assert accelerate_image(fast) is fast  # idempotent
     images = [Image.open(p).convert("RGB") for p in sorted(SAMPLE_IMAGES.glob("*.jpg"))[:3]]
     np.testing.assert_allclose(image_inputs(images, fast), image_inputs(images, encoder), atol=1e-3)
+
+
+def test_onnx_feature_maps_run_in_batches_and_match_pytorch() -> None:
+    """The localisation pass over many photos (training, evaluation) runs batch by batch, so
+    its memory is one batch's, and gives the PyTorch maps."""
+    from engine.models.accel import accelerate_image
+    from engine.models.encoders import ImageEncoder
+
+    encoder = ImageEncoder("cpu", num_threads=1, batch_size=2)
+    fast = accelerate_image(encoder, threads=1)
+    images = [Image.open(p).convert("RGB") for p in sorted(SAMPLE_IMAGES.glob("*.jpg"))[:5]]
+    maps = fast.feature_maps(images)
+    assert maps.shape == (5, 1280, 7, 7) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps, encoder.feature_maps(images), atol=2e-3)
+    np.testing.assert_allclose(maps[3:], fast.feature_maps(images[3:]), atol=1e-5)
+    assert fast.feature_maps([]).shape[0] == 0

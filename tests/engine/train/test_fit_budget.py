@@ -27,3 +27,18 @@ def test_a_short_budget_cuts_copies_first_then_items_and_fits() -> None:
     assert small is not None and small.copies == 1 and 200 < small.train_items <= 300
     assert shopper_plan(cfg, shopper_seconds(ShopperConfig(train_items=1, copies=1))) is None
     assert shopper_plan(cfg, 0.0) is None
+
+
+def test_the_run_measures_this_machine_and_cuts_to_the_time_left() -> None:
+    from engine.train.shopper import cut_to_photos, photos_in
+
+    cfg = ShopperConfig(train_items=2000, copies=4, tail_epochs=6)
+    # 0.1 s a validation photo, a training photo ~2.6x that: 10 minutes hold ~2,300 photos
+    fits = photos_in(cfg, 600.0, 0.1)
+    assert 2000 < fits < 2600
+    assert photos_in(ShopperConfig(tail_epochs=0), 600.0, 0.1) > fits  # no tail: cheaper
+    assert photos_in(cfg, -5.0, 0.1) == 0
+    cut = cut_to_photos(cfg, fits)
+    assert cut is not None and cut.copies == 1 and cut.train_items == 2000
+    assert cut_to_photos(cfg, 8000) is cfg
+    assert cut_to_photos(cfg, 5) is None
