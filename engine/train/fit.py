@@ -37,7 +37,7 @@ import logging
 import platform
 import resource
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,9 @@ from engine.models.encoders import apply_num_threads
 from engine.models.joint import JointModel
 from engine.train.category_eval import category_metrics
 from engine.train.features import DEFAULT_CACHE_DIR
+from engine.train.fit_shopper import fit_shopper_part, shopper_seconds
 from engine.train.label_spaces import attribute_fields
-from engine.train.shopper import ShopperConfig
+from engine.train.shopper_budget import ShopperConfig
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +91,6 @@ def _peak_rss_mb() -> float:
 
 
 LOOKS_SECONDS_PER_PAIR = 4e-4  # compatibility training cost per pair and epoch (2-core CPU)
-# shopper-photo model, all in, per synthetic training photo, to plan its share before it
-# starts (it then measures this machine on its validation photos and cuts to fit): 2-core
-# CPU, 8,000 photos of 2,000 Myntra items, backbone from block 8 fine-tuned
-SHOPPER_SECONDS_PER_PHOTO = 0.25
-SHOPPER_FIXED_SECONDS = 120.0  # validation photos, query tower and type head, choices
 HEAD_WEIGHTS = (0.3, 0.5, 0.7, 0.85, 1.0)
 CATEGORY_ALPHAS = (0.3, 0.5, 0.7, 0.85, 1.0)  # classifier weight in the category fusion
 
@@ -290,64 +286,6 @@ def fit_looks(
         "look_rules_val_auc": info.get("look_rules_val_auc", {}),
         "test": test,
     }
-
-
-def shopper_seconds(plan: ShopperConfig) -> float:
-    """Expected seconds of a shopper-photo run (2-core CPU, cold synthetic-photo cache)."""
-    return SHOPPER_FIXED_SECONDS + SHOPPER_SECONDS_PER_PHOTO * plan.train_items * plan.copies
-
-
-def shopper_plan(cfg: FitConfig, seconds: float | None) -> ShopperConfig | None:
-    """The shopper-photo run that fits in ``seconds`` (None: none fits); ``seconds`` None (no
-    time budget): ``cfg.shopper_config`` as it is."""
-    plan = replace(cfg.shopper_config, seed=cfg.seed, threads=cfg.threads, cache_dir=cfg.cache_dir)
-    if seconds is None:
-        return plan
-    from engine.train.shopper import cut_to_photos
-
-    photos = int(max(0.0, seconds - SHOPPER_FIXED_SECONDS) / SHOPPER_SECONDS_PER_PHOTO)
-    return cut_to_photos(plan, photos)
-
-
-def fit_shopper_part(
-    products: list[Product],
-    files: dict[str, Path],
-    images_dir: Path,
-    joint: JointModel,
-    cfg: FitConfig,
-    out: Path,
-    deadline: float | None,
-) -> dict[str, Any]:
-    """The shopper-photo model into ``out`` (its report; ``fitted`` False with a note when
-    skipped or when the catalog has too few photographed items)."""
-    from engine.errors import InvalidInput
-    from engine.train.shopper import fit_shopper
-
-    if not cfg.shopper:
-        return {"fitted": False, "note": "not asked for (--no-shopper)"}
-    plan = shopper_plan(cfg, None if deadline is None else deadline - time.time() - 30.0)
-    if plan is None:
-        return {"fitted": False, "note": "no time left in the budget (raise --minutes)"}
-    try:
-        metrics = fit_shopper(
-            products,
-            files,
-            images_dir,
-            joint,
-            plan,
-            out,
-            None if deadline is None else deadline - 30.0,
-        )
-    except InvalidInput as exc:
-        return {"fitted": False, "note": exc.message}
-    keep = ("threshold", "object_weight", "train_items", "train_photos", "val_items", "seconds")
-    report = {"fitted": True, "file": "shopper.pt", **{k: metrics.get(k) for k in keep}}
-    step = metrics.get("category_step") or {}
-    if step:
-        th = str(step.get("category_threshold"))
-        p10, r10 = (step.get("val_type_p10_recall10_by_threshold") or {}).get(th, (None, None))
-        report["val_type_precision_at_10"], report["val_recall_at_10"] = p10, r10
-    return report
 
 
 def fit(

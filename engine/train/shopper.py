@@ -34,7 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -52,61 +52,29 @@ from engine.files import file_sha1
 from engine.models.accel import accelerate_image
 from engine.models.encoders import IMAGE_FEATURE_DIM, ImageEncoder, apply_num_threads
 from engine.models.joint import JointModel
-from engine.models.shopper import Objectness, ShopperModel, box_from_map
+from engine.models.shopper import ShopperModel
 from engine.models.versions import WEIGHTS_DIR
 from engine.settings import DEFAULT_SHARED_DATA
 from engine.train import shopper_data as D
-from engine.train.features import DEFAULT_CACHE_DIR, cached_image_files
+from engine.train.features import cached_image_files
 from engine.train.shopper_backbone import (
-    DEFAULT_SPLIT,
     StudioTeacher,
     adapted_pooled,
     prefix_function,
     train_tail,
 )
+from engine.train.shopper_budget import (
+    FEW_VAL_ITEMS,
+    MIN_TRAIN_ITEMS,
+    MIN_VAL_ITEMS,
+    ShopperConfig,
+    cut_to_photos,
+    photos_in,
+)
+from engine.train.shopper_objectness import box_iou, train_objectness
 from engine.train.shopper_types import choose_category_step, train_type_head
 
 logger = logging.getLogger(__name__)
-
-
-def train_objectness(
-    maps: np.ndarray, targets: np.ndarray, *, epochs: int = 30, seed: int = 0
-) -> Objectness:
-    torch.manual_seed(seed)
-    x = torch.from_numpy(maps.astype(np.float32)).permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
-    y = torch.from_numpy(targets.reshape(-1).astype(np.float32))
-    head = Objectness(maps.shape[1])
-    head.mean.copy_(x.mean(0))
-    head.std.copy_(x.std(0).clamp(min=1e-3))
-    opt = torch.optim.AdamW(head.linear.parameters(), lr=3e-3, weight_decay=1e-3)
-    xs = (x - head.mean) / head.std
-    for _ in range(epochs):
-        perm = torch.randperm(len(y))
-        for start in range(0, len(y), 4096):
-            idx = perm[start : start + 4096]
-            loss = nn.functional.binary_cross_entropy_with_logits(
-                head.linear(xs[idx]).squeeze(-1), y[idx]
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return head.eval()
-
-
-def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def box_iou(prob: np.ndarray, target: np.ndarray, threshold: float, margin: float) -> float:
-    """IoU of the box from ``prob`` and the true box (cells over half object), 224 px square."""
-    truth = box_from_map(target, 224, 0.5, 0.0)
-    pred = box_from_map(prob, 224, threshold, margin)
-    full = (0, 0, 224, 224)
-    return _iou(pred[0] if pred else full, truth[0] if truth else full)
 
 
 def train_query_tower(
@@ -200,66 +168,6 @@ def item_chunks(ids: list[str], n_train: int, n_val: int | None, seed: int) -> l
             chunks.append(part)
             seen.update(part)
     return chunks
-
-
-@dataclass
-class ShopperConfig:
-    """What :func:`fit_shopper` trains (the CLI flags of ``python -m engine.train shopper``)."""
-
-    train_items: int = 2000
-    val_items: int | None = None  # None: every validation item
-    epochs: int = 12  # query tower
-    copies: int = 4  # synthetic photos per item
-    extra_copies: int | None = None  # photos per item beyond the first CHUNK items
-    type_hidden: int = 512  # 0: no type head
-    type_epochs: int = 20
-    type_members: int = 1
-    tune_backbone: int = DEFAULT_SPLIT  # 0: packaged backbone for object crops
-    tail_epochs: int = 6
-    tail_type_weight: float = 0.0
-    # the studio type head's reading of the crop as a target for the tail (0: off)
-    tail_teacher_weight: float = 0.0
-    seed: int = 0
-    threads: int = 1
-    cache_dir: Path = DEFAULT_CACHE_DIR
-    studio_cache_dir: Path | None = None
-
-
-MIN_TRAIN_ITEMS = 20
-# a training photo costs about this many times a validation photo's generation: its own
-# generation plus the backbone tail's epochs and the tower and type head (2-core CPU, 2,000
-# Myntra items x 4: generation ~0.1 s a photo, a tail epoch ~0.022 s, the rest ~0.03 s)
-TRAIN_COST_BASE, TRAIN_COST_PER_TAIL_EPOCH = 1.3, 0.22
-
-
-def cut_to_photos(cfg: ShopperConfig, photos: int) -> ShopperConfig | None:
-    """``cfg`` with at most ``photos`` training photos: fewer copies per item first, then fewer
-    items (None: not even :data:`MIN_TRAIN_ITEMS`); unchanged when it fits."""
-    if cfg.train_items * cfg.copies <= photos:
-        return cfg
-    if photos < MIN_TRAIN_ITEMS:
-        return None
-    copies = max(1, min(cfg.copies, photos // max(cfg.train_items, 1)))
-    items = min(cfg.train_items, photos // copies)
-    logger.warning(
-        "shopper-photo model: %d items x %d photos instead of %d x %d to stay in the time budget",
-        items,
-        copies,
-        cfg.train_items,
-        cfg.copies,
-    )
-    return replace(cfg, train_items=items, copies=copies, extra_copies=None)
-
-
-def photos_in(cfg: ShopperConfig, seconds: float, val_seconds_per_photo: float) -> int:
-    """Training photos that fit in ``seconds``, from the measured generation cost of a
-    validation photo."""
-    per = val_seconds_per_photo * (TRAIN_COST_BASE + TRAIN_COST_PER_TAIL_EPOCH * cfg.tail_epochs)
-    return int(max(0.0, seconds) / max(per, 1e-6))
-
-
-MIN_VAL_ITEMS = 2
-FEW_VAL_ITEMS = 50  # fewer: the choices made on validation are noisy (logged)
 
 
 def build_parser() -> argparse.ArgumentParser:

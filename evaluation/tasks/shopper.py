@@ -210,7 +210,7 @@ def run(ctx: EvalContext) -> TaskResult:
     metrics["localised_share"] = _r(np.mean([s == "objectness" for s in sources]))
     metrics["studio_path_share"] = _r(np.mean([s == "background" for s in sources]))
     if truth_rows is not None:
-        from engine.train.shopper import _iou
+        from engine.train.shopper_objectness import _iou
 
         metrics["box_iou"] = _r(
             np.mean([_iou(loc.box, b) for loc, b in zip(located, true_boxes, strict=True)])

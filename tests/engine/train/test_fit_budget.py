@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from engine.train.fit import FitConfig, shopper_plan, shopper_seconds
+from engine.train.fit import FitConfig
+from engine.train.fit_shopper import shopper_plan, shopper_seconds
 from engine.train.shopper import ShopperConfig
 
 
