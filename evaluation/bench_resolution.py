@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from engine.catalog import Product, is_test_id, load_catalog_mapping
-from engine.catalog.product import local_image_path
+from engine.catalog.product import local_image_files
 from engine.catalog.readers import read_products
 from engine.cli import CommandParser, setup_logging
 from engine.models.accel import accelerate_image
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_num_threads(args.threads)
     mapping = load_catalog_mapping(args.mapping)
     products, failed = read_products(args.catalog, mapping)
-    files = {p.id: path for p in products if (path := local_image_path(p, args.images))}
+    files = local_image_files(products, args.images)
     products = [p for p in products if p.id in files]
     if not products:
         raise SystemExit(f"no product of {args.catalog} has a photo under {args.images}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.catalog import CatalogMapping, Product, RowError, image_path, is_test_id, iter_catalog
-from engine.catalog.product import local_image_path
+from engine.catalog.product import local_image_files
 from engine.catalog.vocabulary import is_placeholder
 from engine.errors import InvalidInput, NotFound
 
@@ -197,7 +197,7 @@ def load_dataset(
     image_files: dict[str, Path] = {}
     if mapping is not None:
         everything = [p for p in iter_catalog(catalog_path, mapping) if isinstance(p, Product)]
-        image_files = {p.id: f for p in everything if (f := local_image_path(p, images_dir))}
+        image_files = local_image_files(everything, images_dir)
         photo_ids = frozenset(image_files)
     else:
         photo_ids = scan_photo_ids(images_dir)

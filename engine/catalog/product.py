@@ -8,7 +8,7 @@ files are read by :mod:`engine.catalog.readers`. Fields a catalog lacks (no ``st
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,11 @@ def find_local_image(ref: str, folders: Sequence[Path | None] = ()) -> Path:
         if candidate.is_file():
             return candidate
     return candidates[0] if candidates else path
+
+
+def local_image_files(products: Iterable[Product], images_dir: Path | None) -> dict[str, Path]:
+    """Item id -> :func:`local_image_path` of the products that have one."""
+    return {p.id: path for p in products if (path := local_image_path(p, images_dir))}
 
 
 def local_image_path(product: Product, images_dir: Path | None) -> Path | None:

@@ -143,7 +143,7 @@ class OnnxImageBackbone:
     def feature_maps(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N, 1280, h, w) last-convolution maps (the photo-localisation path; a second
         session, exported on first use)."""
-        from engine.models.encoders import IMAGE_FEATURE_DIM, preprocess_images
+        from engine.models.encoders import IMAGE_FEATURE_DIM
 
         if self._maps_session is None:
             module = _ImageMaps(self.encoder.model).to(memory_format=torch.contiguous_format)
@@ -161,26 +161,26 @@ class OnnxImageBackbone:
             if self.encoder.device.type == "cpu":
                 self.encoder.model.to(memory_format=torch.channels_last)
             self._maps_session = _session(path, self._threads)
-        images = list(images)
-        if not images:
+        if len(images) == 0:
             return np.zeros((0, IMAGE_FEATURE_DIM, 1, 1), dtype=np.float32)
-        out = []
-        bs = int(self.encoder.batch_size)  # one run per batch: memory stays a batch's
-        for start in range(0, len(images), bs):
-            x = preprocess_images(images[start : start + bs], self.encoder.image_size)
-            out.append(np.asarray(self._maps_session.run(None, {"x": x.numpy()})[0]))
-        return np.concatenate(out).astype(np.float32)
+        return self._batched(self._maps_session, images)
 
     def features(self, images: Sequence[Image.Image]) -> np.ndarray:
-        from engine.models.encoders import IMAGE_FEATURE_DIM, preprocess_images
+        from engine.models.encoders import IMAGE_FEATURE_DIM
 
         if len(images) == 0:
             return np.zeros((0, IMAGE_FEATURE_DIM), dtype=np.float32)
+        return self._batched(self.session, images)
+
+    def _batched(self, session: Any, images: Sequence[Image.Image]) -> np.ndarray:
+        """``session`` run batch by batch (memory stays one batch's), outputs concatenated."""
+        from engine.models.encoders import preprocess_images
+
         out = []
         bs = int(self.encoder.batch_size)
         for start in range(0, len(images), bs):
-            x = preprocess_images(images[start : start + bs], self.encoder.image_size)
-            out.append(self.session.run(None, {"x": x.numpy()})[0])
+            x = preprocess_images(list(images[start : start + bs]), self.encoder.image_size)
+            out.append(np.asarray(session.run(None, {"x": x.numpy()})[0]))
         return np.concatenate(out).astype(np.float32)
 
 

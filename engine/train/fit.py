@@ -46,7 +46,7 @@ import numpy as np
 
 from engine.bundle import Manifest, write_manifest
 from engine.catalog import CatalogMapping, Product, is_test_id, load_catalog_mapping
-from engine.catalog.product import local_image_path
+from engine.catalog.product import local_image_files
 from engine.catalog.readers import read_products
 from engine.catalog.taxonomy import Taxonomy
 from engine.cli import CommandParser, setup_logging
@@ -75,7 +75,7 @@ class FitConfig:
     text_encoder: str = "static"  # documents' text encoder, as ingest runs it
     shopper: bool = True  # fit the shopper-photo model too
     # its training run (seed, threads and cache folder are this config's); with a time budget
-    # its photos are cut to what fits half of the time left after the joint space
+    # its photos are cut to the time the other parts leave (engine.train.fit_shopper)
     shopper_config: ShopperConfig = field(default_factory=ShopperConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -314,7 +314,7 @@ def fit(
     logger.info(
         "catalog: %d products, %d rows failed; %s", len(products), len(failed), slots.summary()
     )
-    files = {p.id: path for p in products if (path := local_image_path(p, images_dir))}
+    files = local_image_files(products, images_dir)
     fields, notes = attribute_fields(products, mapping)
     for note in notes:
         logger.info("label spaces: %s", note)
@@ -342,10 +342,7 @@ def fit(
     seconds["looks"] = time.time() - t
 
     t = time.time()  # last: it takes the time the other parts leave
-    shopper_joint = JointModel.load(joint_path, "cpu", num_threads=cfg.threads)  # as served
-    shopper_report = fit_shopper_part(
-        products, files, images_dir, shopper_joint, cfg, out, deadline
-    )
+    shopper_report = fit_shopper_part(products, files, images_dir, joint_path, cfg, out, deadline)
     if not shopper_report["fitted"]:
         notes.append(f"shopper-photo model not fitted: {shopper_report['note']}")
     seconds["shopper"] = time.time() - t

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.catalog import Product
+from engine.errors import InvalidInput
 from engine.models.joint import JointModel
-from engine.train.shopper_budget import ShopperConfig
+from engine.train.shopper import fit_shopper
+from engine.train.shopper_budget import ShopperConfig, cut_to_photos
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ def shopper_plan(cfg: Any, seconds: float | None) -> ShopperConfig | None:
     plan = replace(cfg.shopper_config, seed=cfg.seed, threads=cfg.threads, cache_dir=cfg.cache_dir)
     if seconds is None:
         return plan
-    from engine.train.shopper_budget import cut_to_photos
-
     photos = int(max(0.0, seconds - SHOPPER_FIXED_SECONDS) / SHOPPER_SECONDS_PER_PHOTO)
     return cut_to_photos(plan, photos)
 
@@ -43,21 +43,20 @@ def fit_shopper_part(
     products: list[Product],
     files: dict[str, Path],
     images_dir: Path,
-    joint: JointModel,
+    joint_path: Path,
     cfg: Any,
     out: Path,
     deadline: float | None,
 ) -> dict[str, Any]:
-    """The shopper-photo model into ``out`` (its report; ``fitted`` False with a note when
-    skipped or when the catalog has too few photographed items)."""
-    from engine.errors import InvalidInput
-    from engine.train.shopper import fit_shopper
-
+    """The shopper-photo model for the joint model at ``joint_path`` (loaded as served) into
+    ``out`` (its report; ``fitted`` False with a note when skipped or when the catalog has too
+    few photographed items)."""
     if not cfg.shopper:
         return {"fitted": False, "note": "not asked for (--no-shopper)"}
     plan = shopper_plan(cfg, None if deadline is None else deadline - time.time() - 30.0)
     if plan is None:
         return {"fitted": False, "note": "no time left in the budget (raise --minutes)"}
+    joint = JointModel.load(joint_path, "cpu", num_threads=cfg.threads)
     try:
         metrics = fit_shopper(
             products,

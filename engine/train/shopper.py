@@ -44,7 +44,7 @@ from torch import nn
 
 from engine.bundle import read_manifest, write_manifest
 from engine.catalog import Product, load_catalog_mapping
-from engine.catalog.product import local_image_path
+from engine.catalog.product import local_image_files
 from engine.catalog.readers import read_products
 from engine.cli import CommandParser, fail, setup_logging
 from engine.errors import EngineError, InvalidInput
@@ -242,7 +242,7 @@ def fit(args: argparse.Namespace) -> dict[str, Any]:
     products, failed = read_products(args.catalog, load_catalog_mapping(args.mapping))
     if not products:
         raise InvalidInput(f"no valid product in {args.catalog} ({len(failed)} rows failed)")
-    files = {p.id: path for p in products if (path := local_image_path(p, args.images))}
+    files = local_image_files(products, args.images)
     joint = JointModel.load(args.joint, "cpu", num_threads=args.threads)
     return fit_shopper(products, files, args.images, joint, config_from_args(args), Path(args.out))
 
