@@ -53,9 +53,12 @@ def fit_shopper_part(
     few photographed items)."""
     if not cfg.shopper:
         return {"fitted": False, "note": "not asked for (--no-shopper)"}
-    plan = shopper_plan(cfg, None if deadline is None else deadline - time.time() - 30.0)
-    if plan is None:
+    # the fixed estimate only says whether any run fits; fit_shopper cuts the photos from what
+    # it measures on this machine (cutting here too would cut twice)
+    if deadline is not None and shopper_plan(cfg, deadline - time.time() - 30.0) is None:
         return {"fitted": False, "note": "no time left in the budget (raise --minutes)"}
+    plan = shopper_plan(cfg, None)
+    assert plan is not None
     joint = JointModel.load(joint_path, "cpu", num_threads=cfg.threads)
     try:
         metrics = fit_shopper(

@@ -70,6 +70,7 @@ from engine.train.shopper_budget import (
     ShopperConfig,
     cut_to_photos,
     photos_in,
+    val_seconds_per_photo,
 )
 from engine.train.shopper_objectness import box_iou, train_objectness
 from engine.train.shopper_types import choose_category_step, train_type_head
@@ -314,7 +315,7 @@ def fit_shopper(
     t_val = time.time()
     val = synthetic(val_ids, cfg.seed + 1, keep_maps=len(val_ids))
     if deadline is not None:
-        per_photo = (time.time() - t_val) / max(len(val.ids), 1)
+        per_photo = val_seconds_per_photo(time.time() - t_val, len(val.ids), val.from_cache)
         cut = cut_to_photos(cfg, photos_in(cfg, deadline - time.time() - 60.0, per_photo))
         if cut is None:
             raise InvalidInput("no time left for the shopper-photo model's training photos")

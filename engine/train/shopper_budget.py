@@ -41,6 +41,9 @@ MIN_TRAIN_ITEMS = 20
 # generation plus the backbone tail's epochs and the tower and type head (2-core CPU, 2,000
 # Myntra items x 4: generation ~0.1 s a photo, a tail epoch ~0.022 s, the rest ~0.03 s)
 TRAIN_COST_BASE, TRAIN_COST_PER_TAIL_EPOCH = 1.3, 0.22
+# a validation photo's generation when the validation set came from the cache and its cost
+# could not be measured (2-core CPU, Myntra; consistent with fit_shopper's planning estimate)
+ESTIMATED_VAL_SECONDS_PER_PHOTO = 0.1
 
 
 def cut_to_photos(cfg: ShopperConfig, photos: int) -> ShopperConfig | None:
@@ -60,6 +63,14 @@ def cut_to_photos(cfg: ShopperConfig, photos: int) -> ShopperConfig | None:
         cfg.copies,
     )
     return replace(cfg, train_items=items, copies=copies, extra_copies=None)
+
+
+def val_seconds_per_photo(elapsed: float, photos: int, from_cache: bool) -> float:
+    """A validation photo's generation cost: measured (``elapsed`` over ``photos``), or
+    :data:`ESTIMATED_VAL_SECONDS_PER_PHOTO` when the photos came from the cache."""
+    if from_cache:
+        return ESTIMATED_VAL_SECONDS_PER_PHOTO
+    return elapsed / max(photos, 1)
 
 
 def photos_in(cfg: ShopperConfig, seconds: float, val_seconds_per_photo: float) -> int:

@@ -46,6 +46,7 @@ class SynthSet:
     # outputs of the backbone's first blocks for the object crops (float16), when asked for
     # (engine.train.shopper_backbone fine-tunes the rest); None otherwise
     object_maps: np.ndarray | None = None
+    from_cache: bool = False  # read from the npz cache (its generation cost was not paid now)
 
 
 def synthetic_photos(
@@ -191,6 +192,7 @@ def cached(
             z["targets"],
             z["maps"],
             z["object_maps"] if "object_maps" in z.files else None,
+            from_cache=True,
         )
     data = compute(
         ids,

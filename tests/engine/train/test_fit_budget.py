@@ -43,3 +43,41 @@ def test_the_run_measures_this_machine_and_cuts_to_the_time_left() -> None:
     assert cut is not None and cut.copies == 1 and cut.train_items == 2000
     assert cut_to_photos(cfg, 8000) is cfg
     assert cut_to_photos(cfg, 5) is None
+
+
+def test_a_cached_validation_set_uses_the_estimate_not_a_near_zero_measurement() -> None:
+    from engine.train.shopper_budget import (
+        ESTIMATED_VAL_SECONDS_PER_PHOTO,
+        val_seconds_per_photo,
+    )
+
+    assert val_seconds_per_photo(50.0, 500, from_cache=False) == 0.1
+    assert val_seconds_per_photo(0.02, 500, from_cache=True) == ESTIMATED_VAL_SECONDS_PER_PHOTO
+    assert val_seconds_per_photo(3.0, 0, from_cache=False) == 3.0  # no photos: no division by 0
+
+
+def test_engine_fit_hands_the_shopper_run_its_uncut_plan_and_the_deadline(
+    monkeypatch, tmp_path
+) -> None:
+    import time
+
+    from engine.train import fit_shopper as part
+
+    seen: dict = {}
+
+    def fake_fit(products, files, images_dir, joint, plan, out, deadline):  # noqa: ANN001
+        seen.update(plan=plan, deadline=deadline)
+        return {"threshold": 0.5}
+
+    monkeypatch.setattr(part, "fit_shopper", fake_fit)
+    monkeypatch.setattr(part.JointModel, "load", staticmethod(lambda *a, **k: object()))
+    cfg = FitConfig(shopper_config=ShopperConfig(train_items=2000, copies=4))
+    # room for some photos, not all: the part must not cut (fit_shopper cuts from its measure)
+    deadline = time.time() + shopper_seconds(cfg.shopper_config) / 2
+    report = part.fit_shopper_part([], {}, tmp_path, tmp_path / "joint.pt", cfg, tmp_path, deadline)
+    assert report["fitted"] is True
+    assert (seen["plan"].train_items, seen["plan"].copies) == (2000, 4)
+    assert abs(seen["deadline"] - (deadline - 30.0)) < 1e-6
+    seen.clear()
+    late = part.fit_shopper_part([], {}, tmp_path, tmp_path / "j.pt", cfg, tmp_path, time.time())
+    assert late["fitted"] is False and "budget" in late["note"] and not seen
