@@ -12,7 +12,9 @@ background-difference crop of :mod:`engine.models.crop` falls back to the whole 
    synthetic shopper photos whose object mask is known, ``python -m engine.train shopper``)
    scores each cell of the last convolution map (7 x 7); the map is upsampled, thresholded
    (``threshold``) and its bounding box, widened by ``margin``, is the object. Its mask also
-   restricts the colour descriptor to the object.
+   restricts the colour descriptor to the object. With a box head
+   (:class:`engine.models.shopper_box.BoxHead`, in checkpoints since 2026-12-04) the box is
+   regressed from the whole map instead, widened by ``box_margin``.
 3. **Two granularities.** The object crop gets a second backbone pass; the whole photo's
    features are the spatial mean of the first pass's map (no extra pass). Both go through the
    query image tower (a copy of the joint image tower fine-tuned so synthetic shopper photos land
@@ -53,6 +55,7 @@ from engine.models.checkpoints import (
 from engine.models.colour import colour_features
 from engine.models.crop import CropResult, border_colour, find_main_object, pad_to_square
 from engine.models.encoders import IMAGE_FEATURE_DIM
+from engine.models.shopper_box import BoxHead, square_box
 from engine.models.versions import WEIGHTS_DIR
 
 logger = logging.getLogger(__name__)
@@ -89,6 +92,8 @@ DEFAULT_CONFIG: dict[str, float] = {
     # a photo with a colour cast is unreliable; type still re-ranks, the category step still
     # restricts.
     "rerank_colour": 0.0,
+    # the box head's box widened by this share of its size on each side (chosen on validation)
+    "box_margin": 0.0,
 }
 
 
@@ -183,8 +188,11 @@ class ShopperModel:
         config: dict[str, Any] | None = None,
         type_head: TypeHead | None = None,
         backbone_tail: BackboneTail | None = None,
+        box_head: BoxHead | None = None,
     ) -> None:
         self.objectness = None if objectness is None else objectness.eval()
+        # regresses the object's box from the whole map (None: the objectness cells' box)
+        self.box_head = None if box_head is None else box_head.eval()
         # fine-tuned last backbone stages for the object crop pass (None: the packaged backbone)
         self.backbone_tail = backbone_tail
         self.query_tower = None if query_tower is None else query_tower.eval()
@@ -265,6 +273,7 @@ class ShopperModel:
             maps = encoder.feature_maps(squares)
             whole_feats = maps.mean(axis=(2, 3))
             probs = self.object_probability(maps)
+            boxes = None if self.box_head is None or not localise else self.box_head.boxes(maps)
             obj_imgs, obj_meta = [], []
             for row, i in enumerate(other_rows):
                 rgb = rgbs[i]
@@ -272,7 +281,10 @@ class ShopperModel:
                 full = (0, 0, w, h)
                 everything = CropResult(full, True, crops[i].background, np.ones((h, w), bool))
                 whole_in = np.concatenate([whole_feats[row], colour_features(rgb, everything)])
-                found = self._box(probs[row], squares[row].width) if localise else None
+                found = None
+                if localise:
+                    regressed = None if boxes is None else boxes[row]
+                    found = self._box(probs[row], squares[row].width, regressed)
                 if found is None:
                     out[i] = Located(full, "full", whole_in.astype(np.float32), whole_in)
                     continue
@@ -297,7 +309,9 @@ class ShopperModel:
                     out[i] = Located(box, "objectness", inp, whole_in.astype(np.float32))
         return [o for o in out if o is not None]
 
-    def _box(self, prob: np.ndarray, side: int):
+    def _box(self, prob: np.ndarray, side: int, regressed: np.ndarray | None = None):
+        if regressed is not None:
+            return square_box(regressed, side, float(self.config.get("box_margin") or 0.0))
         threshold, margin = self.config["threshold"], self.config["margin"]
         found = box_from_map(prob, side, threshold, margin)
         ratio = float(self.config.get("fallback_ratio") or 0.0)
@@ -429,6 +443,8 @@ class ShopperModel:
             "type_config": type_config,
             "type_head": half(self.type_head),
             "backbone_tail": None if self.backbone_tail is None else self.backbone_tail.to_state(),
+            "box_config": None if self.box_head is None else self.box_head.shape,
+            "box_head": half(self.box_head),
         }
 
     def save(self, path: Path) -> Path:
@@ -457,4 +473,9 @@ class ShopperModel:
         tail = None
         if state.get("backbone_tail") is not None:
             tail = BackboneTail.from_state(state["backbone_tail"])
-        return cls(objectness, tower, dict(state.get("config") or {}), type_head, tail)
+        box_head = None
+        if state.get("box_head") is not None:
+            box_head = BoxHead.from_shape(state.get("box_config") or {})
+            load_weights(box_head, state["box_head"], ckpt, SHOPPER_CHECKPOINT)
+        config = dict(state.get("config") or {})
+        return cls(objectness, tower, config, type_head, tail, box_head=box_head)

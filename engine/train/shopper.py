@@ -4,9 +4,12 @@ Without shopper photos of our own, training uses synthetic ones
 (:mod:`engine.train.datagen.shopper`) of TRAINING items (never test items; validation items,
 ``is_val_id``, choose the threshold and the fusion weight):
 
-1. **Objectness head**: a linear layer per cell of the backbone's last convolution map, soft
-   binary cross-entropy to the share of object pixels in the cell (known from compositing).
-   The box threshold is the one with the best mean IoU to the true box on validation photos.
+1. **Localisers** (:mod:`engine.train.shopper_objectness`): the objectness head, a linear
+   layer per cell of the backbone's last convolution map, soft binary cross-entropy to the
+   share of object pixels in the cell (known from compositing), its box threshold the one with
+   the best mean IoU to the true box on validation photos; and the box head, which regresses
+   the box from the whole map (GIoU + L1), its margin chosen the same way. The box head's box
+   is the one served.
 2. **Backbone's last stages** for object crops (:mod:`engine.train.shopper_backbone`,
    ``--tune-backbone``): fine-tuned so a synthetic photo's object crop gets its studio photo's
    pooled features; the tower and the type head below train on the adapted features.
@@ -72,7 +75,7 @@ from engine.train.shopper_budget import (
     photos_in,
     val_seconds_per_photo,
 )
-from engine.train.shopper_objectness import box_iou, train_objectness
+from engine.train.shopper_objectness import fit_localisers
 from engine.train.shopper_types import choose_category_step, train_type_head
 
 logger = logging.getLogger(__name__)
@@ -321,7 +324,7 @@ def fit_shopper(
             raise InvalidInput("no time left for the shopper-photo model's training photos")
         cfg = cut
     chunks = item_chunks(ids, cfg.train_items, cfg.val_items, cfg.seed)
-    train = synthetic(chunks[0], cfg.seed, keep_maps=1500)
+    train = synthetic(chunks[0], cfg.seed, keep_maps=2000)
     more = (
         [  # further synthetic copies of the same items: more backgrounds and poses
             synthetic(chunks[0], cfg.seed, photo_copy=c) for c in range(1, cfg.copies)
@@ -332,25 +335,10 @@ def fit_shopper(
             for c in range(cfg.copies if cfg.extra_copies is None else cfg.extra_copies)
         ]
     )
-    # 1. objectness
-    head = train_objectness(train.maps, train.targets[: len(train.maps)], seed=cfg.seed)
-    shopper = ShopperModel(head, None)
-    probs = shopper.object_probability(val.maps.astype(np.float32))
-    ious = {
-        th: float(
-            np.mean([box_iou(p, tg, th, 0.06) for p, tg in zip(probs, val.targets, strict=True)])
-        )
-        for th in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-    }
-    threshold = max(ious, key=lambda k: ious[k])
-    norm = ShopperModel(None, None).object_probability(val.maps.astype(np.float32))
-    norm_iou = max(
-        float(np.mean([box_iou(p, tg, th, 0.06) for p, tg in zip(norm, val.targets, strict=True)]))
-        for th in (0.3, 0.5, 0.7)
-    )
-    logger.info(
-        "objectness box IoU on validation by threshold: %s (feature norm %.3f)", ious, norm_iou
-    )
+    # 1. objectness and the box head
+    head, box_head, result = fit_localisers(train, val, cfg.seed)
+    threshold = result.pop("threshold")
+    box_config = {"box_margin": result["box_margin"]} if box_head is not None else {}
     # 2. query tower
     vocab = list(joint.attribute_vocab.get("article_type") or [])  # empty: no type in the catalog
     tindex = {v: i for i, v in enumerate(vocab)}
@@ -358,7 +346,6 @@ def fit_shopper(
     all_ids = [i for part in sets for i in part.ids]
     rows = np.asarray([row_of[i] for i in all_ids])
     types = np.asarray([tindex.get(products[i].article_type or "", -1) for i in all_ids])
-    result: dict[str, Any] = {"objectness_iou": ious, "feature_norm_iou": norm_iou}
     tail = None
     if base_model is not None:  # 2a. the backbone's last stages for object crops
         vrows_true = np.asarray([row_of[i] for i in val.ids])
@@ -388,14 +375,16 @@ def fit_shopper(
         seed=cfg.seed,
     )
     # 3. fusion weight on localised validation photos, as served
-    shopper = ShopperModel(head, tower, {"threshold": threshold}, backbone_tail=tail)
+    shopper = ShopperModel(
+        head, tower, {"threshold": threshold, **box_config}, backbone_tail=tail, box_head=box_head
+    )
     photos = D.synthetic_photos(val_ids, images_dir, cfg.seed + 1, files=files)
     located = shopper.locate([ph.image for _, _, ph in photos], factory())
     vrows = np.asarray([row_of[i] for i, _, _ in photos])
     obj = np.stack([loc.object_inputs for loc in located])
     whole = np.stack([loc.whole_inputs for loc in located])
     for name, tw in (("joint tower", None), ("query tower", tower)):
-        m = ShopperModel(head, tw, backbone_tail=tail)
+        m = ShopperModel(head, tw, backbone_tail=tail, box_head=box_head)
         e_o, e_w = m.tower_embed(joint, obj), m.tower_embed(joint, whole)
         curve = {
             w: recall_at_10(m.fuse(e_o, e_w, w), gallery, vrows)

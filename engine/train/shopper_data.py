@@ -8,7 +8,9 @@ item id and ``copy``), then
 * ``object``: inputs of the true object box, jittered by up to ``jitter`` of its size (what a
   good localiser returns), colour restricted to the true mask;
 * ``targets``: the share of object pixels in each cell of the 7 x 7 map (the objectness head's
-  training target), and ``maps`` themselves (float16) for the first ``keep_maps`` items.
+  training target), and ``maps`` themselves (float16) for the first ``keep_maps`` items;
+* ``boxes``: the true object box in the padded square, as shares of its side (the box head's
+  target).
 
 Results are cached per (images folder, seed, copy, jitter) in ``.cache/features``.
 """
@@ -46,6 +48,8 @@ class SynthSet:
     # outputs of the backbone's first blocks for the object crops (float16), when asked for
     # (engine.train.shopper_backbone fine-tunes the rest); None otherwise
     object_maps: np.ndarray | None = None
+    # (N, 4) true object box (left, top, right, bottom) in the padded square / its side
+    boxes: np.ndarray | None = None
     from_cache: bool = False  # read from the npz cache (its generation cost was not paid now)
 
 
@@ -104,7 +108,7 @@ def compute(
     """See the module docstring (not cached); ``prefix``: also the object crops' outputs of
     the backbone's first blocks (:func:`engine.train.shopper_backbone.prefix_function`);
     ``files``: item id -> studio photo (default ``images_dir/<id>.jpg``)."""
-    kept, whole, obj, targets, maps, obj_maps = [], [], [], [], [], []
+    kept, whole, obj, targets, maps, obj_maps, boxes = [], [], [], [], [], [], []
     bar = tqdm(total=len(ids), desc=f"synthetic shopper photos (seed {seed})", unit="img")
     for start in range(0, len(ids), chunk):
         batch = synthetic_photos(ids[start : start + chunk], images_dir, seed, copy, files)
@@ -117,6 +121,7 @@ def compute(
             sq_mask = np.zeros((sq.height, sq.width), bool)
             sq_mask[dy : dy + rgb.height, dx : dx + rgb.width] = ph.mask
             targets.append(_cell_share(sq_mask, 7))
+            boxes.append(np.add(ph.box, (dx, dy, dx, dy)) / float(sq.width))
             squares.append(sq)
             h, w = ph.mask.shape
             everything = CropResult((0, 0, w, h), True, bg, np.ones((h, w), bool))
@@ -146,6 +151,7 @@ def compute(
         np.stack(targets).astype(np.float32),
         all_maps,
         np.concatenate(obj_maps) if obj_maps else None,
+        boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
     )
 
 
@@ -180,7 +186,7 @@ def cached(
     tag = f"|prefix={prefix[0]}" if prefix is not None else ""
     tag += _files_tag(ids, images_dir, files)
     key = hashlib.sha1(
-        f"{Path(images_dir).resolve()}|{','.join(ids)}|{seed}|{copy}|{keep_maps}|v1{tag}".encode()
+        f"{Path(images_dir).resolve()}|{','.join(ids)}|{seed}|{copy}|{keep_maps}|v2{tag}".encode()
     ).hexdigest()[:12]
     path = Path(cache_dir) / f"shopper_{key}.npz"
     if path.is_file():
@@ -192,6 +198,7 @@ def cached(
             z["targets"],
             z["maps"],
             z["object_maps"] if "object_maps" in z.files else None,
+            boxes=z["boxes"],
             from_cache=True,
         )
     data = compute(
@@ -213,6 +220,7 @@ def cached(
         object=data.object,
         targets=data.targets,
         maps=data.maps,
+        boxes=data.boxes,
         **extra,
     )
     return data
