@@ -38,9 +38,10 @@ class ShopperConfig:
 
 MIN_TRAIN_ITEMS = 20
 # a training photo costs about this many times a validation photo's generation: its own
-# generation plus the backbone tail's epochs and the tower and type head (2-core CPU, 2,000
-# Myntra items x 4: generation ~0.1 s a photo, a tail epoch ~0.022 s, the rest ~0.03 s)
-TRAIN_COST_BASE, TRAIN_COST_PER_TAIL_EPOCH = 1.3, 0.22
+# generation plus the backbone tail's epochs, the box head, the tower and the type head (2-core
+# CPU, 2,000 Myntra items x 4: generation ~0.1 s a photo, a tail epoch ~0.022 s, the box head
+# ~0.006 s (48 s for the first 2,000 items' maps), the rest ~0.03 s)
+TRAIN_COST_BASE, TRAIN_COST_PER_TAIL_EPOCH = 1.36, 0.22
 # a validation photo's generation when the validation set came from the cache and its cost
 # could not be measured (2-core CPU, Myntra; consistent with fit_shopper's planning estimate)
 ESTIMATED_VAL_SECONDS_PER_PHOTO = 0.1
