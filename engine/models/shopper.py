@@ -12,7 +12,7 @@ background-difference crop of :mod:`engine.models.crop` falls back to the whole 
    synthetic shopper photos whose object mask is known, ``python -m engine.train shopper``)
    scores each cell of the last convolution map (7 x 7); the map is upsampled, thresholded
    (``threshold``) and its bounding box, widened by ``margin``, is the object. Its mask also
-   restricts the colour descriptor to the object. With a box head
+   restricts the colour descriptor to the object (with the box head: the box's rectangle). With a box head
    (:class:`engine.models.shopper_box.BoxHead`, in checkpoints since 2026-12-04) the box is
    regressed from the whole map instead, widened by ``box_margin``.
 3. **Two granularities.** The object crop gets a second backbone pass; the whole photo's
@@ -45,6 +45,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from engine.errors import ModelUnavailable
 from engine.models.backbone_tail import BackboneTail
 from engine.models.checkpoints import (
     CheckpointKind,
@@ -453,9 +454,21 @@ class ShopperModel:
     @classmethod
     def load(cls, path: Path | None) -> ShopperModel:
         """Load ``shopper.pt`` (a file or a bundle directory; None = the shipped one)."""
-        from engine.models.joint import _Tower
 
         ckpt, state = read_checkpoint(path, SHOPPER_CHECKPOINT)
+        try:
+            return cls._from_state(state, ckpt)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # malformed parts
+            raise ModelUnavailable(
+                SHOPPER_CHECKPOINT.mismatch.format(
+                    ckpt=ckpt, format=SHOPPER_CHECKPOINT.format, exc=exc
+                )
+            ) from exc
+
+    @classmethod
+    def _from_state(cls, state: dict[str, Any], ckpt: Path) -> ShopperModel:
+        from engine.models.joint import _Tower
+
         objectness = None
         if state.get("weights") is not None:
             objectness = Objectness()

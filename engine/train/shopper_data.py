@@ -198,7 +198,7 @@ def cached(
             z["targets"],
             z["maps"],
             z["object_maps"] if "object_maps" in z.files else None,
-            boxes=z["boxes"],
+            boxes=z["boxes"] if "boxes" in z.files else None,
             from_cache=True,
         )
     data = compute(

@@ -175,4 +175,9 @@ def fit_localisers(train: Any, val: Any, seed: int) -> tuple[Any, BoxHead | None
         metrics.update(
             box_head_iou=by_margin, box_margin=max(by_margin, key=lambda k: by_margin[k])
         )
+        if max(by_margin.values()) <= max(ious.values()):  # a small or failed run: not served
+            logger.warning(
+                "the box head's validation IoU is no better than the cells' box: dropped"
+            )
+            box_head = None
     return head, box_head, metrics

@@ -94,3 +94,14 @@ def test_a_box_head_of_another_shape_is_a_clear_error(tmp_path: Path) -> None:
     torch.save(state, tmp_path / "bad.pt")
     with pytest.raises(ModelUnavailable, match="does not fit"):
         ShopperModel.load(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("box_config", ["x", {"mid": None}])
+def test_a_malformed_box_config_is_a_clear_error(tmp_path: Path, box_config: object) -> None:
+    from engine.errors import ModelUnavailable
+
+    state = ShopperModel(_darkness_head(), None, box_head=_fixed_head((0.1, 0.1, 0.9, 0.9))).state()
+    state["box_config"] = box_config
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(ModelUnavailable, match="does not fit"):
+        ShopperModel.load(tmp_path / "bad.pt")
