@@ -285,7 +285,7 @@ class ShopperModel:
                 found = None
                 if localise:
                     regressed = None if boxes is None else boxes[row]
-                    found = self._box(probs[row], squares[row].width, regressed)
+                    found = self.object_box(probs[row], squares[row].width, regressed)
                 if found is None:
                     out[i] = Located(full, "full", whole_in.astype(np.float32), whole_in)
                     continue
@@ -310,7 +310,9 @@ class ShopperModel:
                     out[i] = Located(box, "objectness", inp, whole_in.astype(np.float32))
         return [o for o in out if o is not None]
 
-    def _box(self, prob: np.ndarray, side: int, regressed: np.ndarray | None = None):
+    def object_box(self, prob: np.ndarray, side: int, regressed: np.ndarray | None = None):
+        """(box, mask) in a ``side`` square: the box head's ``regressed`` box when given, else
+        the cells of ``prob`` over the threshold; None: no box (the whole frame is used)."""
         if regressed is not None:
             return square_box(regressed, side, float(self.config.get("box_margin") or 0.0))
         threshold, margin = self.config["threshold"], self.config["margin"]

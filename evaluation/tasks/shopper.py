@@ -193,9 +193,7 @@ def run(ctx: EvalContext) -> TaskResult:
     variants["served"] = (served_emb, obj)
     variants["whole_only"] = (e_w, whole)
     variants["object_only"] = (e_o, obj)
-    untrained = ShopperModel(
-        shopper.objectness, None, shopper.config, box_head=shopper.box_head
-    )
+    untrained = ShopperModel(shopper.objectness, None, shopper.config, box_head=shopper.box_head)
     variants["untrained"] = (
         untrained.fuse(untrained.tower_embed(joint, obj), untrained.tower_embed(joint, whole)),
         obj,
