@@ -12,9 +12,10 @@ background-difference crop of :mod:`engine.models.crop` falls back to the whole 
    synthetic shopper photos whose object mask is known, ``python -m engine.train shopper``)
    scores each cell of the last convolution map (7 x 7); the map is upsampled, thresholded
    (``threshold``) and its bounding box, widened by ``margin``, is the object. Its mask also
-   restricts the colour descriptor to the object (with the box head: the box's rectangle). With a box head
+   restricts the colour descriptor to the object. With a box head
    (:class:`engine.models.shopper_box.BoxHead`, in checkpoints since 2026-12-04) the box is
-   regressed from the whole map instead, widened by ``box_margin``.
+   regressed from the whole map instead, widened by ``box_margin``, and the colour descriptor
+   reads the box's rectangle.
 3. **Two granularities.** The object crop gets a second backbone pass; the whole photo's
    features are the spatial mean of the first pass's map (no extra pass). Both go through the
    query image tower (a copy of the joint image tower fine-tuned so synthetic shopper photos land
@@ -456,7 +457,6 @@ class ShopperModel:
     @classmethod
     def load(cls, path: Path | None) -> ShopperModel:
         """Load ``shopper.pt`` (a file or a bundle directory; None = the shipped one)."""
-
         ckpt, state = read_checkpoint(path, SHOPPER_CHECKPOINT)
         try:
             return cls._from_state(state, ckpt)
@@ -490,7 +490,7 @@ class ShopperModel:
             tail = BackboneTail.from_state(state["backbone_tail"])
         box_head = None
         if state.get("box_head") is not None:
-            box_head = BoxHead.from_shape(state.get("box_config") or {})
+            box_head = BoxHead.from_shape(state["box_config"])
             load_weights(box_head, state["box_head"], ckpt, SHOPPER_CHECKPOINT)
         config = dict(state.get("config") or {})
         return cls(objectness, tower, config, type_head, tail, box_head=box_head)

@@ -64,12 +64,7 @@ class BoxHead(nn.Module):
 
     @classmethod
     def from_shape(cls, shape: dict[str, int]) -> BoxHead:
-        d = cls.__init__.__defaults__ or (IMAGE_FEATURE_DIM, 64, 256)
-        return cls(
-            int(shape.get("channels", d[0])),
-            int(shape.get("mid", d[1])),
-            int(shape.get("hidden", d[2])),
-        )
+        return cls(int(shape["channels"]), int(shape["mid"]), int(shape["hidden"]))
 
     def forward(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (maps - self.mean[None, :, None, None]) / self.std[None, :, None, None]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.models.shopper import Objectness, box_from_map
+from engine.models.shopper import Objectness, ShopperModel, box_from_map
 from engine.models.shopper_box import BoxHead
 
 logger = logging.getLogger(__name__)
@@ -46,16 +46,21 @@ def train_objectness(
 
 def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Generalised IoU of (N, 4) boxes (left, top, right, bottom), elementwise."""
+    inter, union = _inter_union(a, b)
+    cw = torch.maximum(a[:, 2], b[:, 2]) - torch.minimum(a[:, 0], b[:, 0])
+    ch = torch.maximum(a[:, 3], b[:, 3]) - torch.minimum(a[:, 1], b[:, 1])
+    hull = (cw * ch).clamp(min=1e-9)
+    return inter / union - (hull - union) / hull
+
+
+def _inter_union(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intersection and union (at least 1e-9) of (N, 4) boxes, elementwise."""
     iw = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
     ih = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
     inter = iw * ih
     area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
     area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
-    union = (area_a + area_b - inter).clamp(min=1e-9)
-    cw = torch.maximum(a[:, 2], b[:, 2]) - torch.minimum(a[:, 0], b[:, 0])
-    ch = torch.maximum(a[:, 3], b[:, 3]) - torch.minimum(a[:, 1], b[:, 1])
-    hull = (cw * ch).clamp(min=1e-9)
-    return inter / union - (hull - union) / hull
+    return inter, (area_a + area_b - inter).clamp(min=1e-9)
 
 
 def train_box_head(
@@ -129,20 +134,14 @@ def regressed_iou(pred: np.ndarray, truth: np.ndarray, margin: float) -> float:
     boxes, both (N, 4) shares of the side."""
     w, h = pred[:, 2] - pred[:, 0], pred[:, 3] - pred[:, 1]
     wide = np.clip(pred + margin * np.stack([-w, -h, w, h], axis=1), 0.0, 1.0)
-    ix = np.minimum(wide[:, 2], truth[:, 2]) - np.maximum(wide[:, 0], truth[:, 0])
-    iy = np.minimum(wide[:, 3], truth[:, 3]) - np.maximum(wide[:, 1], truth[:, 1])
-    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
-    area = (wide[:, 2] - wide[:, 0]) * (wide[:, 3] - wide[:, 1])
-    union = area + (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1]) - inter
-    return float(np.mean(inter / np.maximum(union, 1e-9)))
+    inter, union = _inter_union(torch.from_numpy(wide), torch.from_numpy(truth))
+    return float((inter / union).mean())
 
 
 def fit_localisers(train: Any, val: Any, seed: int) -> tuple[Any, BoxHead | None, dict[str, Any]]:
     """The objectness head (threshold by validation box IoU) and, when the sets carry true
     boxes, the box head (margin by validation IoU). Returns (objectness, box head, metrics with
     ``threshold`` and ``box_margin``)."""
-    from engine.models.shopper import ShopperModel
-
     n = len(train.maps)
     head = train_objectness(train.maps, train.targets[:n], seed=seed)
     vmaps = val.maps.astype(np.float32)
