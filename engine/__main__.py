@@ -126,10 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     api = settings.api
     if api.workers > 1:  # worker processes build their own app from the environment
         uvicorn.run(
-            "engine.api.asgi:app", factory=True, workers=api.workers, host=api.host, port=api.port
+            "engine.api.asgi:app",
+            factory=True,
+            workers=api.workers,
+            host=api.host,
+            port=api.port,
+            **api.server_options(),
         )
     else:
-        uvicorn.run(create_app(settings), host=api.host, port=api.port)
+        uvicorn.run(create_app(settings), host=api.host, port=api.port, **api.server_options())
     return 0
 
 

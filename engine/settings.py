@@ -206,9 +206,18 @@ class ApiSettings(BaseModel):
     # seconds. On a 2-core machine shared with the node, 2 workers measured no better than 1
     # (docs/PERFORMANCE.md): give workers the cores the node does not need.
     workers: int = Field(default=1, ge=1, le=64)
+    # uvicorn's HTTP parser and event loop. "auto" takes the C ones (httptools, uvloop: core
+    # dependencies) where they import, else the pure-Python h11 and asyncio; the C pair costs
+    # the API less CPU per request (docs/PERFORMANCE.md, "HTTP server").
+    http: Literal["auto", "httptools", "h11"] = "auto"
+    loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     # photo URLs sent to the API are fetched only from public addresses; these host names, IPs
     # or CIDR networks are let through anyway (engine.safe_fetch). JSON list from the env.
     url_allowed_hosts: list[str] = []
+
+    def server_options(self) -> dict[str, str]:
+        """uvicorn.run's ``http`` and ``loop`` arguments."""
+        return {"http": self.http, "loop": self.loop}
 
     @field_validator("url_allowed_hosts")
     @classmethod

@@ -23,3 +23,71 @@ def busy_cores(
     if before is None or after is None or after[1] <= before[1]:
         return None
     return round(cpus * (after[0] - before[0]) / (after[1] - before[1]), 2)
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid of the local process listening on TCP ``port`` (None if none is visible)."""
+    import psutil
+
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return None
+    for c in conns:
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
+            return int(c.pid)
+    return None
+
+
+def process_cpu_s(pid: int | None, children: bool = True) -> float | None:
+    """CPU seconds (user + system) used so far by ``pid`` and, with ``children``, its live
+    descendants (an API's worker processes); None when the process cannot be read."""
+    import psutil
+
+    if pid is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *(proc.children(recursive=True) if children else [])]
+    except (psutil.Error, OSError):
+        return None
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except (psutil.Error, OSError):
+            continue  # a child that ended in between
+        total += t.user + t.system
+    return total
+
+
+class CpuByProcess:
+    """CPU milliseconds per request of named processes (load generator, API, node) over a timed
+    phase: ``start()``, send ``n`` requests, ``per_request(n)``. Tells where a request's CPU goes
+    and whether it grows with concurrency (contention) or stays put (idle cores left)."""
+
+    def __init__(self, pids: dict[str, int | None], alone: tuple[str, ...] = ()) -> None:
+        """``pids``: name -> pid (None: not on this machine), each counted with its descendants
+        except the names in ``alone`` (the load generator, whose child is the API)."""
+        self.pids = pids
+        self.alone = set(alone)
+        self._start: dict[str, float | None] = {}
+
+    def sample(self) -> dict[str, float | None]:
+        return {
+            name: process_cpu_s(pid, children=name not in self.alone)
+            for name, pid in self.pids.items()
+        }
+
+    def start(self) -> None:
+        self._start = self.sample()
+
+    def per_request(self, n: int) -> dict[str, float | None]:
+        end = self.sample()
+        out: dict[str, float | None] = {}
+        for name, t1 in end.items():
+            t0 = self._start.get(name)
+            out[name] = (
+                None if t0 is None or t1 is None or n <= 0 else round(1000 * (t1 - t0) / n, 2)
+            )
+        return out

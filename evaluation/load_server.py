@@ -53,7 +53,8 @@ def serve(settings: Settings, index: str, host: str, port: int, workers: int = 1
     """Run the API with the search service bound to ``index`` in ``workers`` processes (blocks)."""
     import uvicorn
 
-    quiet = {"log_level": "warning", "access_log": False}
+    quiet: dict[str, Any] = {"log_level": "warning", "access_log": False}
+    quiet.update(settings.api.server_options())
     if workers > 1:
         os.environ[INDEX_ENV] = index  # inherited by the worker processes
         target = "evaluation.load_server:worker_app"

@@ -44,3 +44,48 @@ def test_busy_cores_from_two_samples() -> None:
     if sample is not None:  # Linux
         busy, total = sample
         assert 0 <= busy <= total
+
+
+def test_cpu_by_process_counts_a_process_and_its_children() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from evaluation.cpu_usage import CpuByProcess, listening_pid, process_cpu_s
+
+    # a child that burns ~0.3 s of CPU is counted under its parent's name
+    split = CpuByProcess(
+        {"tree": os.getpid(), "self": os.getpid(), "gone": 2**22 + 12345, "none": None},
+        alone=("self",),
+    )
+    split.start()
+    code = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # sample while the child is alive
+        busy = process_cpu_s(os.getpid())
+        assert busy is not None
+        if busy - (split._start["tree"] or 0.0) > 0.25:
+            break
+        time.sleep(0.02)  # the test itself stays (nearly) idle
+    per = split.per_request(10)
+    child.wait(timeout=30)
+    assert per["tree"] is not None and per["tree"] >= 25.0  # >= 0.25 s over 10 requests
+    assert per["self"] is not None and per["self"] < per["tree"] - 20.0  # the child left out
+    assert per["gone"] is None and per["none"] is None
+    assert CpuByProcess({"x": os.getpid()}).per_request(0) == {"x": None}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert listening_pid(s.getsockname()[1]) == os.getpid()
+
+
+def test_node_pid_only_for_a_node_on_this_machine() -> None:
+    from engine.settings import Settings
+    from evaluation.load_search import _cpu_split, node_pid
+
+    assert node_pid(Settings(cluster={"url": "http://search.example.com:9200"})) is None
+    assert _cpu_split({"client": 1.5, "api": 4.0, "node": None}) == "1.5+4+?=5.5"
+    assert _cpu_split(None) == ""
