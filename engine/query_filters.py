@@ -83,12 +83,15 @@ class Source:
 
     ``stored``: the index stores these fields (:mod:`engine.result_fields`); they are then
     fetched as ``stored_fields`` with ``_source`` off, unless one of them is not stored
-    (vectors, attribute probabilities), which falls back to ``_source`` includes.
+    (vectors; attribute probabilities unless ``stored_probabilities``), which falls back to
+    ``_source`` includes.
     """
 
     includes: tuple[str, ...] = RESULT_FIELDS
     extra: tuple[str, ...] = field(default=())
     stored: bool = False
+    # the index stores the attribute probabilities too (``attr_prob`` read by pattern)
+    stored_probabilities: bool = False
 
     def fields(self) -> list[str]:
         return [*self.includes, *(f for f in self.extra if f not in self.includes)]
@@ -101,7 +104,7 @@ class Source:
         """The body keys selecting what hits return: ``_source`` includes, or ``_source: false``
         plus ``stored_fields`` when :attr:`stored` and every field is stored."""
         wanted = self.fields()
-        if self.stored and storable(wanted):
+        if self.stored and storable(wanted, self.stored_probabilities):
             return {"_source": False, "stored_fields": stored_names(wanted)}
         return {"_source": {"includes": wanted}}
 

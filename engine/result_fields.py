@@ -15,6 +15,12 @@ keep them current.
 An index created before this mapping (or one the retailer mapped itself) has no stored result
 fields: :func:`stores_results` tells from its mapping, and the search paths then ask for
 ``_source`` as before (:class:`StoredResultsCheck`).
+
+The attribute probabilities (``attr_prob.<attr>.<value>``, ~30 floats a document) that the
+photo and more-like-this re-rank reads for its 60 candidates are stored too (the mapping's
+dynamic templates for ``attr_prob.*``): they are fetched by the pattern ``attr_prob.*`` and
+nested back into ``attr_prob`` by :func:`hit_source`. An index built before they were stored
+(:func:`stores_probabilities` false) reads them out of ``_source``, as before.
 """
 
 from __future__ import annotations
@@ -68,14 +74,19 @@ _DOC_FIELD = {stored: doc for doc, stored in STORED.items()}
 MULTI_VALUED = frozenset({"colours", "source_image_urls", "image_urls"})
 
 
-def storable(fields: tuple[str, ...] | list[str]) -> bool:
-    """True when every one of ``fields`` can be read as a stored field."""
-    return all(f in STORED for f in fields)
+PROBS = "attr_prob"  # the document object of attribute probabilities
+PROBS_PATTERN = f"{PROBS}.*"  # its stored leaves, asked for by pattern
+
+
+def storable(fields: tuple[str, ...] | list[str], probabilities: bool = False) -> bool:
+    """True when every one of ``fields`` can be read as a stored field (``attr_prob`` too when
+    the index stores the ``probabilities``)."""
+    return all(f in STORED or (probabilities and f == PROBS) for f in fields)
 
 
 def stored_names(fields: tuple[str, ...] | list[str]) -> list[str]:
     """The stored field names to request for ``fields`` (each must be :func:`storable`)."""
-    return [STORED[f] for f in fields]
+    return [PROBS_PATTERN if f == PROBS else STORED[f] for f in fields]
 
 
 def hit_source(hit: Mapping[str, Any]) -> JSON:
@@ -85,11 +96,19 @@ def hit_source(hit: Mapping[str, Any]) -> JSON:
     out: JSON = dict(src) if isinstance(src, Mapping) else {}
     fields = hit.get("fields")
     if isinstance(fields, Mapping):
+        probs: dict[str, dict[str, float]] = {}
         for name, values in fields.items():
+            if name.startswith(PROBS + ".") and PROBS not in out:
+                attr, _, value = name[len(PROBS) + 1 :].partition(".")
+                if attr and value and isinstance(values, list) and values:
+                    probs.setdefault(attr, {})[value] = float(values[0])
+                continue
             doc = _DOC_FIELD.get(name)
             if doc is None or doc in out or not isinstance(values, list) or not values:
                 continue
             out[doc] = list(values) if doc in MULTI_VALUED else values[0]
+        if probs:
+            out[PROBS] = probs
     return out
 
 
@@ -117,6 +136,43 @@ def stores_results(mappings: Mapping[str, Any]) -> bool:
     return True
 
 
+def _leaves(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The leaf field mappings under an object mapping."""
+    out: list[Mapping[str, Any]] = []
+    for child in (node.get("properties") or {}).values():
+        if isinstance(child, Mapping):
+            out.extend(_leaves(child) if "properties" in child else [child])
+    return out
+
+
+def stores_probabilities(mappings: Mapping[str, Any]) -> bool:
+    """True when every index of a get-mapping response stores its attribute probabilities:
+    every dynamic template for ``attr_prob.*`` maps to a stored field (there is at least one)
+    and every ``attr_prob`` leaf already mapped is stored (a template changed after fields
+    were created would leave those unstored, and their values would be missed)."""
+    if not mappings:
+        return False
+    for entry in mappings.values():
+        m = (entry or {}).get("mappings") or {}
+        templates = [
+            t
+            for item in m.get("dynamic_templates") or []
+            if isinstance(item, Mapping)
+            for t in item.values()
+            if isinstance(t, Mapping) and str(t.get("path_match", "")).startswith(PROBS + ".")
+        ]
+        if not templates or any(
+            (t.get("mapping") or {}).get("store") not in (True, "true") for t in templates
+        ):
+            return False
+        node = (m.get("properties") or {}).get(PROBS)
+        if isinstance(node, Mapping) and any(
+            leaf.get("store") not in (True, "true") for leaf in _leaves(node)
+        ):
+            return False
+    return True
+
+
 class StoredResultsCheck:
     """Does the products index store the result fields? (cached; re-read every ``ttl_s``)
 
@@ -130,24 +186,38 @@ class StoredResultsCheck:
         self.ttl_s = ttl_s
         self._at = -1e18
         self._result = False
+        self._probs = False
 
-    def __call__(self) -> bool:
+    def _refresh(self) -> None:
         now = time.monotonic()
         if now - self._at >= self.ttl_s:
             self._at = now
             try:
-                self._result = stores_results(self._mapping())
+                m = self._mapping()
+                self._result, self._probs = stores_results(m), stores_probabilities(m)
             except Exception as exc:  # noqa: BLE001 - a check, never a failure of search
                 logger.debug("stored result fields check skipped: %s", exc)
+
+    def __call__(self) -> bool:
+        """Are the result fields stored?"""
+        self._refresh()
         return self._result
+
+    def probabilities(self) -> bool:
+        """Are the attribute probabilities stored (and the result fields)?"""
+        self._refresh()
+        return self._result and self._probs
 
 
 __all__ = [
     "MULTI_VALUED",
+    "PROBS",
+    "PROBS_PATTERN",
     "STORED",
     "StoredResultsCheck",
     "hit_source",
     "storable",
     "stored_names",
+    "stores_probabilities",
     "stores_results",
 ]

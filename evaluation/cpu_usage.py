@@ -3,6 +3,11 @@ that want to know whether a higher concurrency has idle cores left to use."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
+
 
 def cpu_times() -> tuple[float, float] | None:
     """(busy, total) jiffies of all CPUs from ``/proc/stat`` (None where there is none)."""
@@ -91,3 +96,24 @@ class CpuByProcess:
                 None if t0 is None or t1 is None or n <= 0 else round(1000 * (t1 - t0) / n, 2)
             )
         return out
+
+
+def format_cpu_split(split: dict[str, float | None] | None) -> str:
+    """``1.2+5.3+6.1=12.6`` (client + API + node CPU ms per request), ``?`` for a part unread."""
+    if not split:
+        return ""
+    parts = [split.get(k) for k in ("client", "api", "node")]
+    known = [v for v in parts if v is not None]
+    text = "+".join("?" if v is None else f"{v:g}" for v in parts)
+    return f"{text}={sum(known):.1f}" if known else text
+
+
+def node_pid(settings: Settings) -> int | None:
+    """The pid of the node serving the first configured URL when it runs on this machine."""
+    from urllib.parse import urlsplit
+
+    url = (settings.cluster.hosts or [settings.local_node.url])[0]
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return listening_pid(parts.port or 9200)

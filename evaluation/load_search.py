@@ -38,7 +38,7 @@ import numpy as np
 
 from engine.cli import CommandParser, setup_logging
 from engine.settings import SAMPLE_DIR, Settings, load_settings
-from evaluation.cpu_usage import CpuByProcess, busy_cores, cpu_times, listening_pid
+from evaluation.cpu_usage import CpuByProcess, busy_cores, cpu_times, format_cpu_split, node_pid
 from evaluation.load_server import serve
 
 logger = logging.getLogger("evaluation.load_search")
@@ -333,27 +333,6 @@ def target_verdict(kind: str, summary: dict[str, Any]) -> str:
     return f"{limits}: {'PASS' if ok else 'FAIL'}"
 
 
-def _cpu_split(split: dict[str, float | None] | None) -> str:
-    """``1.2+5.3+6.1=12.6`` (client + API + node CPU ms per request), ``?`` for a part unread."""
-    if not split:
-        return ""
-    parts = [split.get(k) for k in ("client", "api", "node")]
-    known = [v for v in parts if v is not None]
-    text = "+".join("?" if v is None else f"{v:g}" for v in parts)
-    return f"{text}={sum(known):.1f}" if known else text
-
-
-def node_pid(settings: Settings) -> int | None:
-    """The pid of the node serving the first configured URL when it runs on this machine."""
-    from urllib.parse import urlsplit
-
-    url = (settings.cluster.hosts or [settings.local_node.url])[0]
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        return None
-    return listening_pid(parts.port or 9200)
-
-
 def _format(rows: dict[str, dict[str, Any]]) -> str:
     head = (
         f"{'type':<12} {'n':>5} {'err':>4} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
@@ -365,7 +344,7 @@ def _format(rows: dict[str, dict[str, Any]]) -> str:
             f"{kind:<12} {s.get('n', 0):>5} {s.get('errors', 0):>4} "
             f"{s.get('p50_ms', float('nan')):>8} {s.get('p99_ms', float('nan')):>8} "
             f"{s.get('mean_ms', float('nan')):>8} {s.get('qps') or '':>7} "
-            f"{s.get('cpu_cores') or '':>5} {_cpu_split(s.get('cpu_ms_per_request')):>27}  "
+            f"{s.get('cpu_cores') or '':>5} {format_cpu_split(s.get('cpu_ms_per_request')):>27}  "
             f"{target_verdict(kind, s)}"
         )
     return "\n".join(lines)

@@ -67,7 +67,7 @@ class SearchService:
         fit_check: CatalogFitCheck | None = None,
         encoder: QueryEncoder | None = None,
         shopper: Callable[[], Any] | None = None,
-        stored_results: Callable[[], bool] | None = None,
+        stored_results: StoredResultsCheck | None = None,
     ) -> None:
         self.backend = backend
         self.quality = quality
@@ -99,6 +99,7 @@ class SearchService:
             self.encoder,
             QualityStage(quality),
             stored=self.stored_results,
+            stored_probabilities=self.stored_results.probabilities,
         )
         self._text = TextSearch(ctx, pipeline)
         self._image = ImageSearch(ctx, self.fit_check)

@@ -70,11 +70,17 @@ class SearchContext:
     quality: QualityStage
     # does the index store the result fields? (engine.result_fields.StoredResultsCheck)
     stored: Callable[[], bool] = lambda: False
+    # does it store the attribute probabilities too?
+    stored_probabilities: Callable[[], bool] = lambda: False
 
     def source(self, blend: RerankBlend | None, extra: tuple[str, ...] = ()) -> Source:
         """What the hits of a query return: the result fields, the LTR stage's fields when it
         runs, and ``extra``; as stored fields when the index stores them all."""
-        return replace(self.quality.source(blend, extra), stored=self.stored())
+        return replace(
+            self.quality.source(blend, extra),
+            stored=self.stored(),
+            stored_probabilities=self.stored_probabilities(),
+        )
 
     def search(self, body: JSON) -> list[JSON]:
         """The hits of a non-hybrid query (the index's default pipeline skipped)."""

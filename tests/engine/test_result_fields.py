@@ -14,6 +14,7 @@ from engine.result_fields import (
     StoredResultsCheck,
     hit_source,
     storable,
+    stores_probabilities,
     stores_results,
 )
 from engine.search.quality import LTR_DOC_FIELDS
@@ -88,9 +89,67 @@ def test_source_asks_for_stored_fields_only_when_all_are_stored() -> None:
     assert fast["_source"] is False
     assert "article_type.shown" in fast["stored_fields"] and "rating" in fast["stored_fields"]
     assert len(fast["stored_fields"]) == len(set(RESULT_FIELDS) | set(LTR_DOC_FIELDS))
-    # a vector or the attribute probabilities are only in _source
+    # a vector, or the attribute probabilities of an index that does not store them, are
+    # only in _source
     slow = Source(extra=("attr_prob",), stored=True).fetch()
     assert slow == {"_source": {"includes": [*RESULT_FIELDS, "attr_prob"]}}
+    vec = Source(extra=("image_embedding",), stored=True, stored_probabilities=True).fetch()
+    assert vec == {"_source": {"includes": [*RESULT_FIELDS, "image_embedding"]}}
+    probs = Source(extra=("attr_prob",), stored=True, stored_probabilities=True).fetch()
+    assert probs["_source"] is False and probs["stored_fields"][-1] == "attr_prob.*"
+    # stored probabilities without stored result fields: still _source
+    assert "_source" in Source(extra=("attr_prob",), stored_probabilities=True).fetch()
+
+
+def test_the_shipped_template_stores_the_attribute_probabilities() -> None:
+    assert stores_probabilities(template_mappings())
+    m = template_mappings()
+    m["products-1"]["mappings"]["dynamic_templates"][2]["attribute_probabilities_int"][
+        "mapping"
+    ].pop("store")
+    assert not stores_probabilities(m)  # one template that does not store them
+    m = template_mappings()
+    m["products-1"]["mappings"]["dynamic_templates"] = m["products-1"]["mappings"][
+        "dynamic_templates"
+    ][:1]
+    assert not stores_probabilities(m)  # no template for attr_prob.*
+    assert not stores_probabilities({}) and not stores_probabilities({"a": {}})
+
+
+def test_an_index_with_an_unstored_probability_leaf_reads_them_from_source() -> None:
+    m = template_mappings()
+    props = m["products-1"]["mappings"]["properties"]
+    stored = {"type": "float", "store": True}
+    props["attr_prob"]["properties"] = {
+        "base_colour": {"properties": {"red": stored, "blue": stored}},
+        "article_type": {"properties": {"tshirts": stored}},
+    }
+    assert stores_probabilities(m)
+    props["attr_prob"]["properties"]["base_colour"]["properties"]["blue"] = {"type": "float"}
+    assert not stores_probabilities(m)  # mapped before the template stored them
+
+
+def test_hit_source_nests_stored_probabilities() -> None:
+    hit = {
+        "fields": {
+            "title": ["Tee"],
+            "attr_prob.base_colour.navy_blue": [0.75],
+            "attr_prob.base_colour.black": [4.0e-4],
+            "attr_prob.article_type.tshirts": [1.0],
+            "attr_prob.broken": [0.5],  # no value part: ignored
+            "attr_prob.empty.x": [],
+        }
+    }
+    assert hit_source(hit) == {
+        "title": "Tee",
+        "attr_prob": {
+            "base_colour": {"navy_blue": 0.75, "black": 0.0004},
+            "article_type": {"tshirts": 1.0},
+        },
+    }
+    # _source wins
+    both = {"_source": {"attr_prob": {"x": {"y": 1.0}}}, "fields": hit["fields"]}
+    assert hit_source(both)["attr_prob"] == {"x": {"y": 1.0}}
 
 
 def test_hybrid_body_with_stored_fields() -> None:
@@ -112,7 +171,8 @@ def test_the_check_caches_and_survives_cluster_errors() -> None:
         return a  # type: ignore[no-any-return]
 
     check = StoredResultsCheck(mapping, ttl_s=3600.0)
-    assert check() and check() and len(calls) == 1
+    assert check() and check() and check.probabilities() and len(calls) == 1
     check.ttl_s = 0.0
     assert check() and len(calls) == 2  # the error keeps the last answer
     assert not StoredResultsCheck(lambda: {"x": {}})()
+    assert not StoredResultsCheck(lambda: {"x": {}}).probabilities()

@@ -84,8 +84,8 @@ def test_cpu_by_process_counts_a_process_and_its_children() -> None:
 
 def test_node_pid_only_for_a_node_on_this_machine() -> None:
     from engine.settings import Settings
-    from evaluation.load_search import _cpu_split, node_pid
+    from evaluation.cpu_usage import format_cpu_split, node_pid
 
     assert node_pid(Settings(cluster={"url": "http://search.example.com:9200"})) is None
-    assert _cpu_split({"client": 1.5, "api": 4.0, "node": None}) == "1.5+4+?=5.5"
-    assert _cpu_split(None) == ""
+    assert format_cpu_split({"client": 1.5, "api": 4.0, "node": None}) == "1.5+4+?=5.5"
+    assert format_cpu_split(None) == ""

@@ -27,6 +27,7 @@ from engine.queries import (
     template_params,
     vector_search_body,
 )
+from engine.result_fields import StoredResultsCheck
 from engine.search.service import SearchService
 from engine.settings import Settings
 from tests.conftest import BOTH_ENGINES, SAMPLE, TEST_PREFIX
@@ -390,7 +391,7 @@ def _source_only(cluster: Backend, settings: Settings, model: Any, index: str, *
         index=index,
         pipeline=settings.cluster.hybrid_pipeline,
         model=model,
-        stored_results=lambda: False,
+        stored_results=StoredResultsCheck(lambda: {}),  # an empty mapping stores nothing
         **kw,
     )
 
@@ -404,6 +405,7 @@ def test_hits_from_stored_fields_equal_hits_from_source(
     products: dict[str, Product],
 ) -> None:
     assert svc.stored_results(), "the shipped template stores the result fields"
+    assert svc.stored_results.probabilities(), "and the attribute probabilities"
     plain = _source_only(cluster, settings, model, sample_index)
     item = first_test_item(products, article_type="Tshirts")
     calls = [
@@ -414,6 +416,9 @@ def test_hits_from_stored_fields_equal_hits_from_source(
         lambda s: s.image_search(photo(item.id), size=10),
         lambda s: s.similar_to_item(item.id, size=10, coarse=True),
         lambda s: s.compose_search(item_id=item.id, text="in black", size=10),
+        # the re-rank's attribute factors, read from stored probabilities or from _source
+        lambda s: s.similar_to_item(item.id, size=10, explain=True),
+        lambda s: s.compose_search(item_id=item.id, text="in black", size=10, explain=True),
     ]
     for call in calls:
         fast, slow = call(svc), call(plain)
