@@ -18,7 +18,6 @@ import numpy as np
 from engine.catalog import is_test_id
 from engine.cli import CommandParser, fail, setup_logging
 from engine.errors import EngineError
-from engine.models.crop import border_colour, pad_to_square
 from engine.models.joint import JointModel
 from engine.models.shopper import ShopperModel
 from engine.search.query_encoder import QueryEncoder
@@ -77,10 +76,7 @@ def _localisation(shopper: ShopperModel, joint: JointModel, sets: dict[str, list
         t0 = time.perf_counter()
         rgb = img.convert("RGB")
         shopper.is_studio(rgb)
-        maps = encoder.feature_maps([pad_to_square(rgb, border_colour(np.asarray(rgb)))])
-        prob = shopper.object_probability(maps)[0]
-        box = None if shopper.box_head is None else shopper.box_head.boxes(maps)[0]
-        shopper.object_box(prob, max(rgb.size), box)
+        shopper.first_pass([rgb], encoder)
         out.append((time.perf_counter() - t0) * 1000)
     return out
 

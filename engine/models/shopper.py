@@ -117,6 +117,18 @@ class Objectness(nn.Module):
 
 
 @dataclass(frozen=True)
+class FirstPass:
+    """The whole-photo backbone pass of non-studio photos: each padded to a square (``offsets``:
+    where the photo sits in it), the last-convolution ``maps`` (N, C, h, w) and the object box
+    found in each square, ``(box, mask)`` or None (the whole frame is used)."""
+
+    squares: list[Image.Image]
+    offsets: list[tuple[int, int]]
+    maps: np.ndarray
+    found: list[Any]
+
+
+@dataclass(frozen=True)
 class Located:
     """Where the object of one photo is and the inputs of both granularities."""
 
@@ -266,16 +278,9 @@ class ShopperModel:
                 inp = np.concatenate([feats[row], pairs[row][1]]).astype(np.float32)
                 out[i] = Located(crops[i].box, "background", inp, inp)
         if other_rows:
-            squares, offsets = [], []
-            for i in other_rows:
-                rgb, bg = rgbs[i], border_colour(np.asarray(rgbs[i]))
-                sq = pad_to_square(rgb, bg)
-                squares.append(sq)
-                offsets.append(((sq.width - rgb.width) // 2, (sq.height - rgb.height) // 2))
-            maps = encoder.feature_maps(squares)
-            whole_feats = maps.mean(axis=(2, 3))
-            probs = self.object_probability(maps)
-            boxes = None if self.box_head is None or not localise else self.box_head.boxes(maps)
+            first = self.first_pass([rgbs[i] for i in other_rows], encoder, localise)
+            offsets = first.offsets
+            whole_feats = first.maps.mean(axis=(2, 3))
             obj_imgs, obj_meta = [], []
             for row, i in enumerate(other_rows):
                 rgb = rgbs[i]
@@ -283,10 +288,7 @@ class ShopperModel:
                 full = (0, 0, w, h)
                 everything = CropResult(full, True, crops[i].background, np.ones((h, w), bool))
                 whole_in = np.concatenate([whole_feats[row], colour_features(rgb, everything)])
-                found = None
-                if localise:
-                    regressed = None if boxes is None else boxes[row]
-                    found = self.object_box(probs[row], squares[row].width, regressed)
+                found = first.found[row]
                 if found is None:
                     out[i] = Located(full, "full", whole_in.astype(np.float32), whole_in)
                     continue
@@ -311,11 +313,33 @@ class ShopperModel:
                     out[i] = Located(box, "objectness", inp, whole_in.astype(np.float32))
         return [o for o in out if o is not None]
 
-    def object_box(self, prob: np.ndarray, side: int, regressed: np.ndarray | None = None):
+    def first_pass(self, rgbs: list[Image.Image], encoder: Any, localise: bool = True) -> FirstPass:
+        """One batched backbone pass over the (RGB, non-studio) photos padded to squares and
+        the object box of each: the box head's when the checkpoint has one (the cells are then
+        not scored), else the objectness cells'; no box without ``localise``."""
+        squares, offsets = [], []
+        for rgb in rgbs:
+            sq = pad_to_square(rgb, border_colour(np.asarray(rgb)))
+            squares.append(sq)
+            offsets.append(((sq.width - rgb.width) // 2, (sq.height - rgb.height) // 2))
+        maps = encoder.feature_maps(squares)
+        found: list[Any] = [None] * len(squares)
+        if localise and squares:
+            if self.box_head is not None:
+                boxes = self.box_head.boxes(maps)
+                found = [self.object_box(None, sq.width, boxes[r]) for r, sq in enumerate(squares)]
+            else:
+                probs = self.object_probability(maps)
+                found = [self.object_box(probs[r], sq.width) for r, sq in enumerate(squares)]
+        return FirstPass(squares, offsets, maps, found)
+
+    def object_box(self, prob: np.ndarray | None, side: int, regressed: np.ndarray | None = None):
         """(box, mask) in a ``side`` square: the box head's ``regressed`` box when given, else
         the cells of ``prob`` over the threshold; None: no box (the whole frame is used)."""
         if regressed is not None:
             return square_box(regressed, side, float(self.config.get("box_margin") or 0.0))
+        if prob is None:
+            raise ValueError("object_box needs the cells' probabilities or a regressed box")
         threshold, margin = self.config["threshold"], self.config["margin"]
         found = box_from_map(prob, side, threshold, margin)
         ratio = float(self.config.get("fallback_ratio") or 0.0)
