@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,7 @@ class ImageSearch:
         opts = self.ctx.options
         n = max(opts.vote_k, size if result_fields else 0, 1)
         source = Source() if result_fields else Source(includes=VOTE_FIELDS)
+        source = replace(source, stored=self.ctx.stored())  # stored fields where the index has them
         body = vector_search_body(opts.image_field, vector, filters, k=n, size=n, source=source)
         neighbours = self.ctx.search(body)
         votes = [
