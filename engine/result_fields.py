@@ -18,8 +18,9 @@ fields: :func:`stores_results` tells from its mapping, and the search paths then
 
 The attribute probabilities (``attr_prob.<attr>.<value>``, ~30 floats a document) that the
 photo and more-like-this re-rank reads for its 60 candidates are stored too (the mapping's
-dynamic templates for ``attr_prob.*``): they are fetched by the pattern ``attr_prob.*`` and
-nested back into ``attr_prob`` by :func:`hit_source`. An index built before they were stored
+dynamic templates for ``attr_prob.*``): they are fetched by pattern (``attr_prob.*``, or
+``attr_prob.base_colour.*`` for the attributes a caller reads) and nested back into
+``attr_prob`` by :func:`hit_source`. An index built before they were stored
 (:func:`stores_probabilities` false) reads them out of ``_source``, as before.
 """
 
@@ -75,18 +76,23 @@ MULTI_VALUED = frozenset({"colours", "source_image_urls", "image_urls"})
 
 
 PROBS = "attr_prob"  # the document object of attribute probabilities
-PROBS_PATTERN = f"{PROBS}.*"  # its stored leaves, asked for by pattern
+
+
+def is_probabilities(field: str) -> bool:
+    """``attr_prob`` or one attribute's part of it (``attr_prob.base_colour``)."""
+    return field == PROBS or (field.startswith(PROBS + ".") and field.count(".") == 1)
 
 
 def storable(fields: tuple[str, ...] | list[str], probabilities: bool = False) -> bool:
-    """True when every one of ``fields`` can be read as a stored field (``attr_prob`` too when
-    the index stores the ``probabilities``)."""
-    return all(f in STORED or (probabilities and f == PROBS) for f in fields)
+    """True when every one of ``fields`` can be read as a stored field (``attr_prob`` and its
+    per-attribute parts too when the index stores the ``probabilities``)."""
+    return all(f in STORED or (probabilities and is_probabilities(f)) for f in fields)
 
 
 def stored_names(fields: tuple[str, ...] | list[str]) -> list[str]:
-    """The stored field names to request for ``fields`` (each must be :func:`storable`)."""
-    return [PROBS_PATTERN if f == PROBS else STORED[f] for f in fields]
+    """The stored field names to request for ``fields`` (each must be :func:`storable`):
+    probabilities by pattern (``attr_prob.*``, ``attr_prob.base_colour.*``)."""
+    return [f"{f}.*" if is_probabilities(f) else STORED[f] for f in fields]
 
 
 def hit_source(hit: Mapping[str, Any]) -> JSON:
@@ -212,7 +218,7 @@ class StoredResultsCheck:
 __all__ = [
     "MULTI_VALUED",
     "PROBS",
-    "PROBS_PATTERN",
+    "is_probabilities",
     "STORED",
     "StoredResultsCheck",
     "hit_source",

@@ -52,6 +52,8 @@ JSON = dict[str, Any]
 
 # what the category vote and the catalog attribute re-rank read from the vote's neighbours
 VOTE_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(("article_type", *RERANK_ATTRIBUTES)))
+# the parts of a candidate's attribute probabilities the re-rank reads
+RERANK_PROBS: tuple[str, ...] = tuple(f"attr_prob.{a}" for a in RERANK_ATTRIBUTES)
 
 
 def attribute_rerank(
@@ -301,7 +303,7 @@ class ImageSearch:
         final_size = size
         size = quality.fetch(size, blend)
         if rr is not None:
-            extra = (*extra, "attr_prob")
+            extra = (*extra, *RERANK_PROBS)
             size = max(size, rr.depth)
         source = ctx.source(blend, extra)
         qcode: np.ndarray | None = None

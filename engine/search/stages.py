@@ -92,7 +92,15 @@ def elapsed_ms(t0: float) -> float:
 
 
 def hits_of(res: JSON) -> list[JSON]:
-    return list(res.get("hits", {}).get("hits", []))
+    """A response's hits, each with its document fields under ``_source`` however they were
+    fetched: stored fields are read back once here (:func:`hit_source`), so the re-ranks and
+    :func:`to_hit` that read a hit again do not parse them again."""
+    out = []
+    for h in res.get("hits", {}).get("hits", []):
+        if isinstance(h, dict) and "fields" in h:
+            h = {k: v for k, v in h.items() if k != "fields"} | {"_source": hit_source(h)}
+        out.append(h)
+    return out
 
 
 def to_hit(h: JSON, explain: HitExplain | None = None) -> Hit:

@@ -97,6 +97,10 @@ def test_source_asks_for_stored_fields_only_when_all_are_stored() -> None:
     assert vec == {"_source": {"includes": [*RESULT_FIELDS, "image_embedding"]}}
     probs = Source(extra=("attr_prob",), stored=True, stored_probabilities=True).fetch()
     assert probs["_source"] is False and probs["stored_fields"][-1] == "attr_prob.*"
+    part = Source(extra=("attr_prob.base_colour",), stored=True, stored_probabilities=True)
+    assert part.fetch()["stored_fields"][-1] == "attr_prob.base_colour.*"
+    leaf = Source(extra=("attr_prob.base_colour.red",), stored=True, stored_probabilities=True)
+    assert "_source" in leaf.fetch() and leaf.fetch()["_source"] is not False
     # stored probabilities without stored result fields: still _source
     assert "_source" in Source(extra=("attr_prob",), stored_probabilities=True).fetch()
 
