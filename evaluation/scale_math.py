@@ -243,6 +243,9 @@ def measured_bytes(files: dict[str, int], n: int) -> dict[str, float]:
     return {k: round(v, 1) for k, v in sorted(out.items())}
 
 
+FLOAT_OF_BINARY = "float_field_of_binary_index"
+
+
 def hot_bytes(variants: dict[str, dict]) -> dict[str, float]:
     """Bytes per vector a query must find in memory, from each variant's measured file bytes:
     HNSW vectors + graph of the searched field; for ``binary`` twice: re-rank floats read from
@@ -255,6 +258,9 @@ def hot_bytes(variants: dict[str, dict]) -> dict[str, float]:
             codes = b.get("binary_vec", 0.0) + b.get("binary_vex", 0.0)
             out["binary_ssd_rerank"] = codes
             out["binary_ram_rerank"] = codes + b.get("doc_values", 0.0)
+            if "float" not in variants and b.get("hnsw_vec"):
+                # the binary index's own float HNSW field stands for float HNSW at this size
+                out[FLOAT_OF_BINARY] = b["hnsw_vec"] + b.get("hnsw_vex", 0.0)
         else:
             out[name] = b.get("hnsw_vec", 0.0) + b.get("hnsw_vex", 0.0)
     return out
@@ -277,11 +283,12 @@ def projections(
     hot = hot_bytes(size_result["variants"])
     rows = []
     for name, b in hot.items():
-        variant = "binary" if name.startswith("binary") else name
+        variant = "binary" if name.startswith("binary") or name == FLOAT_OF_BINARY else name
+        # (for the float field of a binary index: that index's store, an upper bound)
         disk = size_result["variants"][variant]["memory"]["store_bytes_per_vector"]
         shard_limits = (
             [(f"@{f:g}", min(max_shard_docs, int(k_limit / f))) for f in fractions]
-            if variant == "binary"
+            if name.startswith("binary")
             else [("", max_shard_docs)]
         )
         for tag, limit in shard_limits:
