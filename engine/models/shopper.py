@@ -57,7 +57,7 @@ from engine.models.checkpoints import (
 from engine.models.colour import colour_features
 from engine.models.crop import CropResult, border_colour, find_main_object, pad_to_square
 from engine.models.encoders import IMAGE_FEATURE_DIM
-from engine.models.shopper_box import BoxHead, square_box
+from engine.models.shopper_box import BoxHead, box_from_map, square_box
 from engine.models.versions import WEIGHTS_DIR
 
 logger = logging.getLogger(__name__)
@@ -169,27 +169,6 @@ def border_uniformity(arr: np.ndarray, bg: tuple[int, int, int], threshold: floa
     ).astype(np.int16)
     diff = np.abs(frame - np.asarray(bg, np.int16)).max(axis=1)
     return float((diff <= threshold).mean())
-
-
-def box_from_map(
-    prob: np.ndarray, side: int, threshold: float, margin: float
-) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
-    """The box (in a ``side`` x ``side`` square) of the cells over ``threshold`` of an (h, w)
-    probability map, widened by ``margin``, and the upsampled mask; None when no cell is."""
-    up = torch.nn.functional.interpolate(
-        torch.from_numpy(np.ascontiguousarray(prob, np.float32))[None, None],
-        size=(side, side),
-        mode="bilinear",
-        align_corners=False,
-    )[0, 0].numpy()
-    mask = up >= threshold
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    mx, my = int(margin * (right - left)) + 1, int(margin * (bottom - top)) + 1
-    box = (max(0, left - mx), max(0, top - my), min(side, right + mx), min(side, bottom + my))
-    return box, mask
 
 
 class ShopperModel:

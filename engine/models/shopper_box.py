@@ -95,3 +95,24 @@ def square_box(
     mask = np.zeros((side, side), bool)
     mask[y0:y1, x0:x1] = True
     return (x0, y0, x1, y1), mask
+
+
+def box_from_map(
+    prob: np.ndarray, side: int, threshold: float, margin: float
+) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """The box (in a ``side`` x ``side`` square) of the cells over ``threshold`` of an (h, w)
+    probability map, widened by ``margin``, and the upsampled mask; None when no cell is."""
+    up = torch.nn.functional.interpolate(
+        torch.from_numpy(np.ascontiguousarray(prob, np.float32))[None, None],
+        size=(side, side),
+        mode="bilinear",
+        align_corners=False,
+    )[0, 0].numpy()
+    mask = up >= threshold
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    mx, my = int(margin * (right - left)) + 1, int(margin * (bottom - top)) + 1
+    box = (max(0, left - mx), max(0, top - my), min(side, right + mx), min(side, bottom + my))
+    return box, mask

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.models.shopper import Objectness, ShopperModel, box_from_map
-from engine.models.shopper_box import BoxHead
+from engine.models.shopper import Objectness, ShopperModel
+from engine.models.shopper_box import BoxHead, box_from_map
 
 logger = logging.getLogger(__name__)
 

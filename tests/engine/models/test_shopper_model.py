@@ -10,7 +10,8 @@ from PIL import Image
 
 from engine.models.features import image_inputs
 from engine.models.joint import _Tower
-from engine.models.shopper import Objectness, ShopperModel, box_from_map
+from engine.models.shopper import Objectness, ShopperModel
+from engine.models.shopper_box import box_from_map
 
 SAMPLE = Path(__file__).resolve().parents[3] / "sample" / "images"
 
