@@ -128,6 +128,11 @@ def _field(props: Mapping[str, Any], stored: str) -> Mapping[str, Any] | None:
     return node if isinstance(node, Mapping) else None
 
 
+def _is_stored(node: Mapping[str, Any]) -> bool:
+    """Does a field mapping say ``store: true`` (the node may answer the string)?"""
+    return node.get("store") in (True, "true")
+
+
 def stores_results(mappings: Mapping[str, Any]) -> bool:
     """True when every index of a get-mapping response (``{index: {"mappings": ...}}``, an
     alias may name several) stores every field of :data:`STORED`."""
@@ -137,7 +142,7 @@ def stores_results(mappings: Mapping[str, Any]) -> bool:
         props = ((entry or {}).get("mappings") or {}).get("properties") or {}
         for stored in STORED.values():
             node = _field(props, stored)
-            if node is None or node.get("store") not in (True, "true"):
+            if node is None or not _is_stored(node):
                 return False
     return True
 
@@ -167,14 +172,10 @@ def stores_probabilities(mappings: Mapping[str, Any]) -> bool:
             for t in item.values()
             if isinstance(t, Mapping) and str(t.get("path_match", "")).startswith(PROBS + ".")
         ]
-        if not templates or any(
-            (t.get("mapping") or {}).get("store") not in (True, "true") for t in templates
-        ):
+        if not templates or any(not _is_stored(t.get("mapping") or {}) for t in templates):
             return False
         node = (m.get("properties") or {}).get(PROBS)
-        if isinstance(node, Mapping) and any(
-            leaf.get("store") not in (True, "true") for leaf in _leaves(node)
-        ):
+        if isinstance(node, Mapping) and any(not _is_stored(leaf) for leaf in _leaves(node)):
             return False
     return True
 

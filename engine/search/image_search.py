@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ from engine.queries import (
     image_search_body,
     vector_search_body,
 )
-from engine.result_fields import hit_source
+from engine.result_fields import PROBS, hit_source
 from engine.search.attribute_rerank import (
     RERANK_ATTRIBUTES,
     AttrDist,
@@ -53,7 +52,7 @@ JSON = dict[str, Any]
 # what the category vote and the catalog attribute re-rank read from the vote's neighbours
 VOTE_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(("article_type", *RERANK_ATTRIBUTES)))
 # the parts of a candidate's attribute probabilities the re-rank reads
-RERANK_PROBS: tuple[str, ...] = tuple(f"attr_prob.{a}" for a in RERANK_ATTRIBUTES)
+RERANK_PROBS: tuple[str, ...] = tuple(f"{PROBS}.{a}" for a in RERANK_ATTRIBUTES)
 
 
 def attribute_rerank(
@@ -68,7 +67,7 @@ def attribute_rerank(
             (
                 str(h["_id"]),
                 cosine_from_score(h["_score"]),
-                own_fields(hit_source(h)) if own else hit_source(h).get("attr_prob"),
+                own_fields(hit_source(h)) if own else hit_source(h).get(PROBS),
             )
             for h in raw
         ],
@@ -118,8 +117,7 @@ class ImageSearch:
         classifier side, with the shopper model's own alpha and threshold."""
         opts = self.ctx.options
         n = max(opts.vote_k, size if result_fields else 0, 1)
-        source = Source() if result_fields else Source(includes=VOTE_FIELDS)
-        source = replace(source, stored=self.ctx.stored())  # stored fields where the index has them
+        source = self.ctx.as_stored(Source() if result_fields else Source(includes=VOTE_FIELDS))
         body = vector_search_body(opts.image_field, vector, filters, k=n, size=n, source=source)
         neighbours = self.ctx.search(body)
         votes = [

@@ -76,10 +76,12 @@ class SearchContext:
     def source(self, blend: RerankBlend | None, extra: tuple[str, ...] = ()) -> Source:
         """What the hits of a query return: the result fields, the LTR stage's fields when it
         runs, and ``extra``; as stored fields when the index stores them all."""
+        return self.as_stored(self.quality.source(blend, extra))
+
+    def as_stored(self, source: Source) -> Source:
+        """``source`` read as stored fields where this index stores them all."""
         return replace(
-            self.quality.source(blend, extra),
-            stored=self.stored(),
-            stored_probabilities=self.stored_probabilities(),
+            source, stored=self.stored(), stored_probabilities=self.stored_probabilities()
         )
 
     def search(self, body: JSON) -> list[JSON]:
